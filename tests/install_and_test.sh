@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything GestureGAN's test suite needs on a fresh Debian/Ubuntu machine, then runs it.
+#   - system packages (PortAudio, JACK, liblo's oscsend/oscdump) through apt-get when run as root and
+#     missing; otherwise it says which are missing and the tests that need them skip with that reason;
+#   - a virtual environment in .venv with gesturegan installed editable, with its [train,test] extras;
+#   - pytest over tests/ (benchmarks in tests/bench are run separately, see tests/bench/README.md).
+# Exit status: pytest's, except that "no tests collected" (pytest's 5) is a failure too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SYSTEM_PACKAGES=(libportaudio2 jackd2 liblo-tools)
+missing=()
+for p in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3-venv); fi
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing system packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        echo "jackd2 jackd/tweak_rt_limits boolean false" | debconf-set-selections 2>/dev/null || true
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "warning: missing system packages ${missing[*]} (run as root to install them); tests that need them will skip" >&2
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[train,test]"
+
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$status"

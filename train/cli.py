@@ -1,0 +1,194 @@
+"""The ``gesturegan dataset ...`` subcommands (no torch needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .ingest import ALIGN_MODES, DEFAULT_CATEGORIES, NORMALIZE_MODES, IngestSettings
+from .slicing import LEVEL_MODES, OnsetSettings, check_clip_samples
+
+RESAMPLE_CHOICES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+
+
+def _clip_samples(text: str) -> int:
+    try:
+        return check_clip_samples(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e) if text.strip().lstrip("-").isdigit() else f"clip length must be an integer, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _overlap(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"overlap must be a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"overlap must be in [0, 1) (0.5 = clips overlap by half), got {v}")
+    return v
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ds = sub.add_parser(
+        "dataset",
+        help="make training data: synthesise the gesture corpus, build a clip cache from recordings",
+        description="Turn recordings grouped by gesture category into a training cache, or make the built-in corpus.",
+    )
+    dsub = ds.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
+
+    b = dsub.add_parser(
+        "build",
+        help="decode ROOT/<category>/**/*.wav|flac|ogg|aiff|mp3 into a memory-mapped clip cache",
+        description=(
+            "Decode every audio file under ROOT/<category>/, mix to mono, resample (soxr) to --sample-rate, "
+            "cut fixed-length clips and store them in a cache that training memory-maps. Re-running only "
+            "decodes new or changed files. Bad files are skipped and listed at the end."
+        ),
+        epilog="example: gesturegan dataset build my_recordings --out my_cache --align onset --min-level-dbfs -45",
+    )
+    b.add_argument("root", type=Path, help="dataset folder with one sub-folder per gesture category")
+    b.add_argument("--out", "-o", type=Path, required=True, help="cache folder to create or update")
+    b.add_argument("--sample-rate", type=int, default=16000, help="target sample rate in Hz (default 16000)")
+    b.add_argument("--clip-samples", type=_clip_samples, default=16384, help="clip length, a power of 2: 16384 (default), 32768, 65536")
+    hop = b.add_mutually_exclusive_group()
+    hop.add_argument("--hop-samples", type=_positive_int, help="distance between clip starts (default: the clip length)")
+    hop.add_argument("--overlap", type=_overlap, help="overlap between neighbouring clips as a fraction, e.g. 0.5")
+    b.add_argument("--no-pad-end", action="store_true", help="drop the last partial clip instead of zero-padding it")
+    b.add_argument("--align", choices=ALIGN_MODES, default="grid", help="grid: clips every hop; onset: one clip per attack (one-shots)")
+    b.add_argument("--onset-rise-db", type=float, default=OnsetSettings.rise_db, help="onset mode: rise in dB that marks an attack (default 12)")
+    b.add_argument("--onset-preroll-ms", type=float, default=OnsetSettings.preroll_seconds * 1000, help="onset mode: clip starts this many ms before the attack (default 5)")
+    b.add_argument("--min-level-dbfs", type=float, default=-60.0, help="drop clips quieter than this (default -60 dBFS)")
+    b.add_argument("--level", choices=LEVEL_MODES, default="peak", help="how --min-level-dbfs measures a clip (default peak)")
+    b.add_argument("--normalize", choices=NORMALIZE_MODES, default="none", help="peak-normalise each file or clip (default none: keep dynamics)")
+    b.add_argument("--resample-quality", choices=RESAMPLE_CHOICES, default="HQ", help="soxr quality (default HQ)")
+    b.add_argument("--categories", help="comma-separated category folders to use, in model order (default: all folders)")
+    b.add_argument("--min-clips", type=int, default=32, help="warn about categories with fewer clips than this (default 32)")
+    b.add_argument("--jobs", "-j", type=_positive_int, default=None, help="decoder processes (default: all cores)")
+    b.add_argument("--report", type=Path, help="also write the build report as JSON to this file")
+    b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    b.set_defaults(func=_build)
+
+    s = dsub.add_parser(
+        "synth",
+        help="write the built-in procedural gesture corpus (four categories) as WAV files",
+        description="Write seeded procedural recordings of the four gesture categories into OUT/<category>/.",
+        epilog="example: gesturegan dataset synth --out corpus --per-category 256 --seed 0",
+    )
+    s.add_argument("--out", "-o", type=Path, required=True, help="folder to write into")
+    s.add_argument("--per-category", type=_positive_int, default=64, help="files per category (default 64)")
+    s.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default 0)")
+    s.add_argument("--sample-rate", type=int, default=16000, help="sample rate of the files in Hz (default 16000)")
+    s.add_argument("--seconds", type=float, default=16384 / 16000, help="length of each file (default 1.024 s)")
+    s.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "PCM_32", "FLOAT"), help="WAV sample format (default PCM_16)")
+    s.add_argument("--categories", help=f"comma-separated subset of {', '.join(DEFAULT_CATEGORIES)}")
+    s.add_argument("--jobs", "-j", type=_positive_int, default=1, help="processes (default 1)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(func=_synth)
+
+    i = dsub.add_parser("info", help="summarise a cache; optionally check its hash and draw its spectrograms",
+                        description="Print what a dataset cache holds.")
+    i.add_argument("cache", type=Path, help="cache folder made by 'gesturegan dataset build'")
+    i.add_argument("--verify", action="store_true", help="re-hash the clip data and compare with the manifest")
+    i.add_argument("--png", type=Path, help="write a spectrogram grid of a few clips per category to this PNG")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.set_defaults(func=_info)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .ingest import build_cache
+
+    hop = args.hop_samples
+    if args.overlap is not None:
+        hop = max(1, int(round(args.clip_samples * (1 - args.overlap))))
+    settings = IngestSettings(
+        sample_rate=args.sample_rate,
+        clip_samples=args.clip_samples,
+        hop_samples=hop,
+        pad_end=not args.no_pad_end,
+        align=args.align,
+        onset=OnsetSettings(rise_db=args.onset_rise_db, preroll_seconds=args.onset_preroll_ms / 1000),
+        min_level_dbfs=args.min_level_dbfs,
+        level_mode=args.level,
+        normalize=args.normalize,
+        resample_quality=args.resample_quality,
+    )
+    cats = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
+    report = build_cache(args.root, args.out, settings, categories=cats, jobs=args.jobs, min_clips=args.min_clips, progress=not args.quiet)
+    print(report.summary())
+    if report.too_few:
+        print(f"warning: {', '.join(report.too_few)} ha{'s' if len(report.too_few) == 1 else 've'} fewer than {args.min_clips} clips; "
+              "a GAN will struggle to learn it", file=sys.stderr)
+    if args.report:
+        args.report.write_text(json.dumps(report.to_json(), indent=1))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .corpus import write_corpus
+
+    cats = tuple(c.strip() for c in args.categories.split(",")) if args.categories else DEFAULT_CATEGORIES
+    desc = write_corpus(args.out, args.per_category, args.seed, args.sample_rate, args.seconds, cats, args.subtype, args.jobs, not args.quiet)
+    print(f"wrote {len(desc['files'])} files ({args.per_category} per category, seed {args.seed}, "
+          f"{desc['n_samples']} samples at {args.sample_rate} Hz) to {args.out}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .cache import DatasetCache
+
+    with DatasetCache.open(args.cache, verify=args.verify) as cache:
+        m = cache.manifest
+        summary = {
+            "cache": str(args.cache),
+            "clips": len(cache),
+            "sample_rate": cache.sample_rate,
+            "clip_samples": cache.clip_samples,
+            "categories": cache.counts(),
+            "files": len(m["files"]),
+            "skipped_files": sum(f["status"] == "skipped" for f in m["files"]),
+            "settings": m["settings"],
+            "content_hash": cache.content_hash,
+            "verified": bool(args.verify),
+        }
+        if args.png:
+            write_cache_png(cache, args.png)
+            summary["png"] = str(args.png)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"{summary['cache']}: {summary['clips']} clips of {summary['clip_samples']} samples at {summary['sample_rate']} Hz"
+              f"{' (hash verified)' if args.verify else ''}")
+        for c, n in summary["categories"].items():
+            print(f"  {c:<24} {n:>7} clips")
+        print(f"  from {summary['files']} files ({summary['skipped_files']} skipped); content hash {summary['content_hash'][:16]}")
+        if args.png:
+            print(f"  spectrograms: {args.png}")
+    return 0
+
+
+def write_cache_png(cache, path: Path, per_category: int = 4) -> None:
+    """A spectrogram grid: ``per_category`` evenly spaced clips of each category, one row each."""
+    import numpy as np
+
+    from instrument.picture import write_spectrogram_png
+
+    sounds, labels = [], []
+    for k, name in enumerate(cache.categories):
+        idx = np.flatnonzero(cache.category_index == k)
+        pick = idx[np.linspace(0, len(idx) - 1, min(per_category, len(idx))).astype(int)] if len(idx) else []
+        for j in pick:
+            sounds.append(np.asarray(cache.clips[j]))
+            labels.append(name)
+    write_spectrogram_png(path, sounds, cache.sample_rate, labels, columns=per_category)
