@@ -33,6 +33,7 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[train,test]"
 
 set +e
+export PATH="$PWD/.venv/bin:$PATH"  # the gesturegan console script, as a user would run it
 .venv/bin/python -m pytest "$@"
 status=$?
 set -e

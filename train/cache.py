@@ -4,6 +4,7 @@ Layout of a cache folder::
 
     CACHE/manifest.json          what is in the cache (the only file a reader trusts)
     CACHE/clips-<hash12>.f32     clips, row-major float32 [n_clips, clip_samples], little-endian
+    CACHE/filesums-<hash12>.npy  per source file, its clips' spectrogram sums (for incremental rebuilds)
 
 The manifest is the commit point. A build writes ``clips-*.f32.partial``, fsyncs it, renames it,
 then atomically replaces ``manifest.json``; only after that is the previous data file deleted. A
@@ -13,7 +14,7 @@ and check its size (and, with ``verify=True``, its SHA-256).
 
 Manifest fields (format version 1): ``format``, ``version``, ``created``, ``settings`` (everything
 that shaped the clips) and ``settings_hash``, ``sample_rate``, ``clip_samples``, ``categories``,
-``n_clips``, ``data_file``, ``content_hash``, ``spectral`` (per-bin mean/std for the 128 and 64
+``n_clips``, ``data_file``, ``file_sums``, ``data_hash``, ``content_hash``, ``spectral`` (per-bin mean/std for the 128 and 64
 views), ``clips`` (per clip, as columns: ``file`` index, ``offset`` in samples at ``sample_rate``,
 ``category`` index), ``files`` (per source file: path relative to the dataset root, size, mtime,
 category, status, first clip and clip count, or the reason it was skipped), ``report``.

@@ -175,7 +175,13 @@ def scan(root: Path, categories: list[str]) -> tuple[list[SourceFile], list[tupl
     ignored: list[tuple[str, str]] = []
     for cat in categories:
         found = 0
+        seen: set[str] = set()  # real paths walked: a symlinked folder is followed once, a cycle not at all
         for dirpath, dirnames, filenames in os.walk(root / cat, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:
+                dirnames[:] = []
+                continue
+            seen.add(real)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 full = Path(dirpath) / name
@@ -269,18 +275,22 @@ def build_cache(
     _remove_stale(out)
 
     old = _reusable_manifest(out, settings, cats)
-    old_files = {f["path"]: f for f in old["files"]} if old else {}
-    old_cache = DatasetCache.open(out) if old else None
-    plan: list[dict | None] = []  # per file: the old record to reuse, or None to process
+    old_files = {f["path"]: (k, f) for k, f in enumerate(old["files"])} if old else {}
+    plan: list[tuple[int, dict] | None] = []  # per file: (old index, old record) to reuse, or None to process
     for f in files:
-        rec = old_files.get(f.path)
-        ok = rec is not None and rec["size"] == f.size and rec["mtime_ns"] == f.mtime_ns and rec["category"] == f.category
-        plan.append(rec if ok and f.size >= 0 else None)
-    todo = [i for i, rec in enumerate(plan) if rec is None]
+        hit = old_files.get(f.path)
+        ok = hit is not None and hit[1]["size"] == f.size and hit[1]["mtime_ns"] == f.mtime_ns and hit[1]["category"] == f.category
+        plan.append(hit if ok and f.size >= 0 else None)
+    todo = [i for i, hit in enumerate(plan) if hit is None]
+    if old and not todo and len(files) == len(old["files"]):
+        return _up_to_date(old, out, files, ignored, t0)  # nothing new, changed or removed: no copying
+    old_cache = DatasetCache.open(out) if old else None
+    old_sums = np.load(out / old["file_sums"]) if old else None
 
     tmp = out / f"clips-{os.getpid()}-{time.time_ns()}.f32.partial"
     data_hash = hashlib.sha256()
     file_records: list[dict] = []
+    file_sums = np.zeros((len(files), BinSums.VECTOR_SIZE), np.float64)
     clip_file: list[np.ndarray] = []
     clip_offset: list[np.ndarray] = []
     clip_cat: list[np.ndarray] = []
@@ -290,18 +300,18 @@ def build_cache(
     bar = _progress(len(files), progress)
     try:
         with open(tmp, "wb") as fh, _results(root, files, todo, settings, jobs) as results:
-            for i, (f, rec) in enumerate(zip(files, plan)):
-                if rec is None:
+            for i, (f, hit) in enumerate(zip(files, plan)):
+                if hit is None:
                     r = next(results)
                     assert r.index == i, "results arrive in submission order"
                     rec = _record(f, r)
                     clips, offsets, fsums = r.clips, r.offsets, r.sums
                 else:
-                    rec = dict(rec)
+                    rec = dict(hit[1])
                     lo, n = rec.get("first_clip", 0), rec.get("n_clips", 0)
                     clips = np.asarray(old_cache.clips[lo : lo + n]) if n else None
                     offsets = np.asarray(old_cache.offsets[lo : lo + n]) if n else None
-                    fsums = BinSums.from_json(rec["sums"]) if rec.get("sums") else None
+                    fsums = BinSums.from_vector(old_sums[hit[0]])
                 if rec["status"] == "skipped":
                     skipped.append((f.path, rec["reason"], rec.get("detail", "")))
                 else:
@@ -315,6 +325,7 @@ def build_cache(
                         clip_offset.append(offsets)
                         clip_cat.append(np.full(n, cats.index(f.category), np.int64))
                         sums += fsums
+                        file_sums[i] = fsums.to_vector()
                     n_clips += n
                     below += rec["info"].get("below_threshold", 0)
                     scaled += "scaled_by" in rec["info"]
@@ -354,6 +365,13 @@ def build_cache(
     content_hex = content.hexdigest()
     data_name = f"clips-{content_hex[:12]}.f32"
     os.replace(tmp, out / data_name)
+    sums_name = f"filesums-{content_hex[:12]}.npy"
+    tmp_sums = out / f"{sums_name}.{os.getpid()}.partial"
+    with open(tmp_sums, "wb") as fh:  # per-file spectrogram sums: what lets a rebuild skip old files
+        np.save(fh, file_sums)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp_sums, out / sums_name)
 
     too_few = [c for c, n in zip(cats, counts) if n < min_clips]
     report = BuildReport(
@@ -384,6 +402,7 @@ def build_cache(
         "categories": cats,
         "n_clips": n_clips,
         "data_file": data_name,
+        "file_sums": sums_name,
         "data_hash": data_hex,
         "content_hash": content_hex,
         "spectral": sums.finish(),
@@ -398,12 +417,24 @@ def build_cache(
     return report
 
 
+def _up_to_date(old: dict, out: Path, files: list[SourceFile], ignored: list[tuple[str, str]], t0: float) -> BuildReport:
+    """The report of a rebuild that found nothing to do (the cache is left exactly as it was)."""
+    r = old["report"]
+    report = BuildReport(
+        cache_dir=str(out), n_clips=old["n_clips"], categories=r["categories"], files_total=len(files),
+        files_processed=0, files_reused=len(files), skipped=[tuple(s) for s in r["skipped"]], ignored=ignored,
+        below_threshold=r["below_threshold"], too_few=r["too_few"], seconds=time.perf_counter() - t0,
+        rebuilt_from_scratch=False, content_hash=old["content_hash"], scaled_files=r["scaled_files"],
+    )
+    return report
+
+
 def _record(f: SourceFile, r: FileResult) -> dict:
     rec = {"path": f.path, "category": f.category, "size": f.size, "mtime_ns": f.mtime_ns}
     if r.error:
         rec.update(status="skipped", reason=r.error, detail=r.detail)
     else:
-        rec.update(status="ok", info=r.info, sums=r.sums.to_json())
+        rec.update(status="ok", info=r.info)
     return rec
 
 
@@ -448,17 +479,20 @@ def _reusable_manifest(out: Path, settings: IngestSettings, cats: list[str]) -> 
         return None
     if m.get("settings_hash") != settings.digest() or m.get("categories") != cats:
         return None
+    if not (out / str(m.get("file_sums", ""))).is_file():
+        return None  # the per-file sums are gone: rebuild rather than guess the statistics
     return m
 
 
 def _remove_stale(out: Path) -> None:
     """Delete partial files of interrupted builds and data files no manifest names."""
     try:
-        keep = read_manifest(out)["data_file"]
-    except CacheError:
-        keep = None
-    for p in out.glob("clips-*.f32*"):
-        if p.name != keep:
+        m = read_manifest(out)
+        keep = {m["data_file"], m["file_sums"]}
+    except (CacheError, KeyError):
+        keep = set()
+    for p in [*out.glob("clips-*.f32*"), *out.glob("filesums-*.npy*")]:
+        if p.name not in keep:
             p.unlink(missing_ok=True)
     for p in out.glob(f".{MANIFEST}.*.tmp"):
         p.unlink(missing_ok=True)

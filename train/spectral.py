@@ -84,6 +84,19 @@ class BinSums:
         self.n64 += other.n64
         return self
 
+    #: Length of :meth:`to_vector`: sums and sums of squares for both views, then both frame counts.
+    VECTOR_SIZE = 2 * N_BINS + 2 * (N_BINS // 2) + 2
+
+    def to_vector(self) -> np.ndarray:
+        """One row of the per-file sidecar array (float64 ``[VECTOR_SIZE]``)."""
+        return np.concatenate([self.s128, self.ss128, self.s64, self.ss64, [self.n128, self.n64]])
+
+    @classmethod
+    def from_vector(cls, v: np.ndarray) -> "BinSums":
+        v = np.asarray(v, dtype=np.float64)
+        a, b, c, d = N_BINS, 2 * N_BINS, 2 * N_BINS + N_BINS // 2, 2 * N_BINS + N_BINS
+        return cls(v[:a].copy(), v[a:b].copy(), int(v[d]), v[b:c].copy(), v[c:d].copy(), int(v[d + 1]))
+
     def to_json(self) -> dict:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
 

@@ -303,3 +303,15 @@ def test_close_is_idempotent(tmp_path):
     c.close()
     c.close()
     assert len(c.clips) == 0
+
+
+def test_symlinked_folders_are_followed_once_and_cycles_do_not_hang(tmp_path):
+    root = tmp_path / "root"
+    _tree(root, per_cat=2)
+    shared = tmp_path / "samples"
+    shared.mkdir()
+    sf.write(shared / "linked.wav", sine(440.0, 1.0, 16000), 16000)
+    os.symlink(shared, root / "trigger" / "library")
+    os.symlink(root / "trigger", root / "trigger" / "loop")  # a cycle
+    r = build_cache(root, tmp_path / "cache", jobs=1, progress=False)
+    assert r.categories["trigger"] == 3 and not r.skipped
