@@ -36,8 +36,9 @@ def log_magnitude(clips: np.ndarray) -> np.ndarray:
     padded = np.zeros((b, (n_frames - 1) * HOP + N_FFT), dtype=np.float32)
     padded[:, :t] = clips
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP][:, :n_frames]
-    spec = np.fft.rfft(frames * _WINDOW, axis=-1)[..., :N_BINS]  # [B, frames, 128]
-    return np.log(np.abs(spec) + LOG_EPS).astype(np.float32).transpose(0, 2, 1)
+    spec = np.fft.rfft(frames * _WINDOW, axis=-1)[..., :N_BINS]  # [B, frames, 128], complex64 on numpy >= 2
+    mag = np.abs(spec).astype(np.float32, copy=False)
+    return np.log(mag + np.float32(LOG_EPS), out=mag).transpose(0, 2, 1)
 
 
 def downsample_2x2(logmag: np.ndarray) -> np.ndarray:
@@ -65,13 +66,13 @@ class BinSums:
     def of_clips(cls, clips: np.ndarray, batch: int = 64) -> "BinSums":
         out = cls.zeros()
         for i in range(0, len(clips), batch):
-            lm = log_magnitude(clips[i : i + batch]).astype(np.float64)
-            out.s128 += lm.sum(axis=(0, 2))
-            out.ss128 += (lm**2).sum(axis=(0, 2))
+            lm = log_magnitude(clips[i : i + batch])  # float32 work, float64 accumulation
+            out.s128 += lm.sum(axis=(0, 2), dtype=np.float64)
+            out.ss128 += np.einsum("bft,bft->f", lm, lm, dtype=np.float64)
             out.n128 += lm.shape[0] * lm.shape[2]
             ds = downsample_2x2(lm)
-            out.s64 += ds.sum(axis=(0, 2))
-            out.ss64 += (ds**2).sum(axis=(0, 2))
+            out.s64 += ds.sum(axis=(0, 2), dtype=np.float64)
+            out.ss64 += np.einsum("bft,bft->f", ds, ds, dtype=np.float64)
             out.n64 += ds.shape[0] * ds.shape[2]
         return out
 
