@@ -283,7 +283,7 @@ def build_cache(
         plan.append(hit if ok and f.size >= 0 else None)
     todo = [i for i, hit in enumerate(plan) if hit is None]
     if old and not todo and len(files) == len(old["files"]):
-        return _up_to_date(old, out, files, ignored, t0)  # nothing new, changed or removed: no copying
+        return _up_to_date(old, out, files, ignored, min_clips, t0)  # nothing new, changed or removed: no copying
     old_cache = DatasetCache.open(out) if old else None
     old_sums = np.load(out / old["file_sums"]) if old else None
 
@@ -417,13 +417,13 @@ def build_cache(
     return report
 
 
-def _up_to_date(old: dict, out: Path, files: list[SourceFile], ignored: list[tuple[str, str]], t0: float) -> BuildReport:
+def _up_to_date(old: dict, out: Path, files: list[SourceFile], ignored: list[tuple[str, str]], min_clips: int, t0: float) -> BuildReport:
     """The report of a rebuild that found nothing to do (the cache is left exactly as it was)."""
     r = old["report"]
     report = BuildReport(
         cache_dir=str(out), n_clips=old["n_clips"], categories=r["categories"], files_total=len(files),
         files_processed=0, files_reused=len(files), skipped=[tuple(s) for s in r["skipped"]], ignored=ignored,
-        below_threshold=r["below_threshold"], too_few=r["too_few"], seconds=time.perf_counter() - t0,
+        below_threshold=r["below_threshold"], too_few=[c for c, n in r["categories"].items() if n < min_clips], seconds=time.perf_counter() - t0,
         rebuilt_from_scratch=False, content_hash=old["content_hash"], scaled_files=r["scaled_files"],
     )
     return report

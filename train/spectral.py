@@ -98,13 +98,6 @@ class BinSums:
         a, b, c, d = N_BINS, 2 * N_BINS, 2 * N_BINS + N_BINS // 2, 2 * N_BINS + N_BINS
         return cls(v[:a].copy(), v[a:b].copy(), int(v[d]), v[b:c].copy(), v[c:d].copy(), int(v[d + 1]))
 
-    def to_json(self) -> dict:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "BinSums":
-        return cls(**{k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else int(v)) for k, v in d.items()})
-
     def finish(self) -> dict:
         """Per-bin mean/std for both views, as stored in the cache manifest."""
         out = {"n_fft": N_FFT, "hop": HOP, "log_eps": LOG_EPS, "clip_nstd": CLIP_NSTD}

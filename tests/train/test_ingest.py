@@ -96,6 +96,9 @@ def test_incremental_rebuild_processes_only_new_and_changed_files(tmp_path):
 
     again = build_cache(root, tmp_path / "cache", jobs=1, progress=False)
     assert again.files_processed == 0 and again.content_hash == first.content_hash
+    assert first.too_few == ["trigger", "continuous_variation"] and again.too_few == first.too_few
+    lenient = build_cache(root, tmp_path / "cache", jobs=1, min_clips=6, progress=False)
+    assert lenient.files_processed == 0 and lenient.too_few == []  # judged by this run's --min-clips
 
     sf.write(root / "trigger" / "new.wav", sine(3000.0, 2.5, 48000), 48000)  # new: 3 clips
     changed = root / "continuous_variation" / "f0.wav"
