@@ -11,11 +11,13 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import train.cli
-from train.errors import DatasetError
+from train.errors import CheckpointError, DatasetError, ModelError, TrainingError
 
 from . import demo
 
-USER_ERRORS: tuple[type[BaseException], ...] = (DatasetError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    DatasetError, ModelError, CheckpointError, TrainingError, FileNotFoundError, NotADirectoryError, PermissionError,
+)
 
 
 def _version() -> str:
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.register(sub)
     train.cli.register(sub)
+    train.cli.register_train(sub)
     return p
 
 

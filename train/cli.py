@@ -106,6 +106,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_info)
 
 
+def register_train(sub: argparse._SubParsersAction) -> None:
+    from .config import add_arguments
+
+    t = sub.add_parser(
+        "train",
+        help="train a category-conditioned WaveGAN or SpecGAN on a dataset cache (resumes if RUN has checkpoints)",
+        description=(
+            "Train a generator with WGAN-GP on a cache made by 'gesturegan dataset build'. RUN gets config.json, "
+            "checkpoints (the last few and best.pt), previews/ (WAV + spectrogram PNG grids), losses.csv/.png and "
+            "tensorboard/. Re-running the same command continues from the newest checkpoint; raise --steps to train longer. "
+            "Several GPUs: torchrun --nproc-per-node N --no-python gesturegan train ..."
+        ),
+        epilog="example: gesturegan train corpus-cache --out runs/wavegan --model-dim 32 --steps 20000",
+    )
+    add_arguments(t)
+    t.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import config_from_args
+    from .errors import TrainingError
+
+    try:
+        config = config_from_args(args)
+    except ValueError as e:
+        raise TrainingError(str(e)) from e
+    from .trainer import summary_json, train
+
+    summary = train(config)
+    print(summary_json(summary))
+    return 0
+
+
 def _build(args: argparse.Namespace) -> int:
     from .ingest import build_cache
 

@@ -1,4 +1,6 @@
-"""Errors a user can cause while preparing data. The CLI prints them without a traceback."""
+"""Errors a user can cause (data, models, checkpoints, training options). The CLI prints them without a traceback.
+
+This module imports nothing heavy, so the command line can catch these without importing torch."""
 
 from __future__ import annotations
 
@@ -13,3 +15,19 @@ class DatasetError(ValueError):
 
 class CacheError(DatasetError):
     """A dataset cache that is missing, incomplete, or of an unknown format version."""
+
+
+class ModelError(ValueError):
+    """A model specification that cannot be built as asked; the message names the fix."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: corrupt, from another program, another model."""
+
+
+class CheckpointVersionError(CheckpointError):
+    """A checkpoint written by a newer GestureGAN: refused, never guessed at."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on as configured; the message says what to change."""

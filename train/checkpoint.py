@@ -1,0 +1,135 @@
+"""Checkpoints: versioned, written atomically, the last K kept plus the best-scoring one.
+
+A checkpoint is one ``torch.save`` file ``ckpt-<step>.pt`` in the run folder holding the format tag and
+version, the :class:`~train.models.ModelSpec`, the training config, both networks, both optimisers, the
+step, the RNG states, the dataset summary and the spectral statistics (SpecGAN). It is written to a
+hidden temporary file in the same folder, fsynced, then renamed over its final name, so a kill at any
+moment leaves either the old set of checkpoints or the new one, never a half file under a real name.
+Stray temporaries from a killed write are removed when the run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .errors import CheckpointError, CheckpointVersionError
+
+FORMAT = "gesturegan-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^ckpt-(\d{8,})\.pt$")
+BEST = "best.pt"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"ckpt-{step:08d}.pt"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(state: dict, path: Path, before_rename: Callable[[Path], None] | None = None) -> None:
+    """``torch.save`` to ``path`` via a temp file + fsync + rename. ``before_rename`` is a test hook."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if before_rename is not None:
+        before_rename(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read and check a checkpoint: the format tag and a version this code knows."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises several types for truncated/garbled zip files
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); it may have been cut short") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a GestureGAN checkpoint (no '{FORMAT}' format tag)")
+    version = state.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointVersionError(f"{path} is checkpoint format version {version}; this GestureGAN reads up to version {VERSION}: "
+                              "upgrade GestureGAN to use it")
+    return state
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every ``ckpt-*.pt`` in ``run_dir``, oldest first."""
+    if not run_dir.is_dir():
+        return []
+    out = []
+    for p in run_dir.iterdir():
+        m = _NAME.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete ``.ckpt-*.pt.tmp`` / ``.best.pt.tmp`` left by a killed write; return what was removed."""
+    gone = []
+    if run_dir.is_dir():
+        for p in run_dir.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+def latest_loadable(run_dir: Path, map_location: str | torch.device = "cpu",
+                    warn: Callable[[str], None] = print) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads, skipping (and reporting) unreadable ones; None if there is none."""
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load(path, map_location)
+        except CheckpointVersionError:
+            raise
+        except CheckpointError as e:
+            warn(f"skipping {path.name}: {e}")
+    return None
+
+
+def prune(run_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints (``best.pt`` is a separate file and stays)."""
+    ckpts = list_checkpoints(run_dir)
+    gone = []
+    for _, p in ckpts[: max(0, len(ckpts) - keep)]:
+        p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
+
+
+def copy_as_best(src: Path, run_dir: Path) -> Path:
+    """Atomically make ``best.pt`` a copy of ``src``."""
+    dst = run_dir / BEST
+    tmp = run_dir / f".{BEST}.tmp"
+    shutil.copyfile(src, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dst)
+    _fsync_dir(run_dir)
+    return dst
+
+
+def new_state(**parts: Any) -> dict:
+    return {"format": FORMAT, "version": VERSION, **parts}

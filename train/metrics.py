@@ -1,0 +1,57 @@
+"""Numbers that say how good generated sounds are.
+
+``spectral_distance_db``: cheap, classifier-free, computed at every checkpoint to pick the best one: per
+category, the per-frequency-bin mean and standard deviation of the log-magnitude spectrogram of
+generated clips against real clips of that category, as mean absolute differences in dB, averaged.
+0 dB means the generator's average spectrum and its variation match the data per category.
+
+``inception_score`` and ``nearest_neighbour`` are used by ``gesturegan evaluate`` with the gesture
+classifier (``train.classifier``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spectral import log_magnitude
+
+DB_PER_NEPER = 20.0 / np.log(10.0)
+
+
+def spectral_profile(clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``clips : [B, T]`` -> per-bin (mean, std) of log magnitude in dB over clips and frames, each ``[128]``."""
+    lm = log_magnitude(clips) * DB_PER_NEPER  # [B, 128, N]
+    lm = np.maximum(lm, -120.0)  # silence is -120 dB, not -inf-like -120.0 from log(1e-6)
+    return lm.mean(axis=(0, 2)), lm.std(axis=(0, 2))
+
+
+def spectral_distance_db(generated: dict[int, np.ndarray], reference: dict[int, tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean over categories of ``mean|mu_gen - mu_real| + mean|sd_gen - sd_real|`` (dB)."""
+    d = []
+    for k, clips in generated.items():
+        mu, sd = spectral_profile(clips)
+        rmu, rsd = reference[k]
+        d.append(float(np.abs(mu - rmu).mean() + np.abs(sd - rsd).mean()))
+    return float(np.mean(d)) if d else float("nan")
+
+
+def inception_score(probs: np.ndarray, eps: float = 1e-12) -> float:
+    """``exp(E_x KL(p(y|x) || p(y)))`` for ``probs : [N, n_classes]``; 1 (one class, or uniform guesses) to
+    n_classes (confident and evenly spread)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    marginal = probs.mean(axis=0, keepdims=True)
+    kl = (probs * (np.log(probs + eps) - np.log(marginal + eps))).sum(axis=1)
+    return float(np.exp(kl.mean()))
+
+
+def nearest_neighbour_distances(queries: np.ndarray, bank: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Euclidean distance from each row of ``queries : [N, D]`` to its nearest row of ``bank : [M, D]``."""
+    q = np.asarray(queries, np.float64)
+    b = np.asarray(bank, np.float64)
+    b2 = (b * b).sum(axis=1)
+    out = np.empty(len(q))
+    for i in range(0, len(q), chunk):
+        qq = q[i : i + chunk]
+        d2 = (qq * qq).sum(axis=1)[:, None] - 2 * qq @ b.T + b2[None, :]
+        out[i : i + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    return out

@@ -1,0 +1,143 @@
+"""What a trained model *is*, independent of how it was trained: the architecture's hyper-parameters
+(:class:`ModelSpec`), the generator and critic built from them, the "latent + category in, waveform out"
+:class:`Synthesizer` that previews, evaluation and export all use, and the transform that turns real
+clips into what the critic sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import ARCHITECTURES, UPSAMPLE_MODES, VIEW_SIZES
+from .errors import ModelError
+from .spectral import CLIP_NSTD
+from .specgan import SpecGANDiscriminator, SpecGANGenerator
+from .stft import DFTConv, SpecToAudio, log_magnitude
+from .wavegan import WaveGANDiscriminator, WaveGANGenerator, wavegan_strides
+
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a generator, saved in every checkpoint and in exported metadata."""
+
+    architecture: str
+    categories: tuple[str, ...]
+    sample_rate: int
+    n_samples: int
+    latent_dim: int = 100
+    model_dim: int = 64
+    upsample: str = "transpose"  # WaveGAN
+    post_filter_taps: int = 0  # WaveGAN
+    phase_shuffle: int = 2  # WaveGAN critic
+    view: str = "128"  # SpecGAN
+    griffin_lim_iters: int = 32  # SpecGAN
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ModelError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
+        if not self.categories:
+            raise ModelError("a model needs at least one category")
+        if self.latent_dim < 1 or self.model_dim < 1:
+            raise ModelError(f"latent_dim and model_dim must be >= 1, got {self.latent_dim} and {self.model_dim}")
+        if self.architecture == "wavegan":
+            wavegan_strides(self.n_samples)  # raises with the fix
+            if self.upsample not in UPSAMPLE_MODES:
+                raise ModelError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
+        else:
+            if self.n_samples != 16384:
+                raise ModelError(f"SpecGAN works on 16384-sample clips (128x128 spectrograms), the cache has {self.n_samples}; "
+                                 "rebuild the cache with --clip-samples 16384 or train --arch wavegan")
+            if self.view not in VIEW_SIZES:
+                raise ModelError(f"SpecGAN view must be '128' or '64', got {self.view!r}")
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["categories"] = list(self.categories)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ModelError(f"model spec has fields this version does not know: {', '.join(sorted(unknown))}; upgrade GestureGAN")
+        return cls(**{**d, "categories": tuple(d["categories"])})
+
+    def describe(self) -> str:
+        if self.architecture == "wavegan":
+            extra = f"upsample={self.upsample}" + (f", post filter {self.post_filter_taps} taps" if self.post_filter_taps else "")
+        else:
+            extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
+        return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "
+                f"categories: {', '.join(self.categories)}")
+
+
+def build_generator(spec: ModelSpec) -> nn.Module:
+    if spec.architecture == "wavegan":
+        return WaveGANGenerator(spec.n_categories, spec.n_samples, spec.latent_dim, spec.model_dim, spec.upsample, spec.post_filter_taps)
+    return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
+
+
+def build_discriminator(spec: ModelSpec) -> nn.Module:
+    if spec.architecture == "wavegan":
+        return WaveGANDiscriminator(spec.n_categories, spec.n_samples, spec.model_dim, spec.phase_shuffle)
+    return SpecGANDiscriminator(spec.n_categories, spec.view, spec.model_dim)
+
+
+class RealTransform(nn.Module):
+    """Real clips ``[B, n_samples]`` -> what the critic compares with the generator's output: the clips
+    themselves for WaveGAN, normalised log-magnitude images ``[B, S, S]`` for SpecGAN (computed on the
+    training device with the same DFT as the cache, normalised with the cache's per-bin statistics)."""
+
+    def __init__(self, spec: ModelSpec, stats: tuple[np.ndarray, np.ndarray] | None) -> None:
+        super().__init__()
+        self.spectral = spec.architecture == "specgan"
+        self.downsample = spec.view == "64"
+        if self.spectral:
+            if stats is None:
+                raise ModelError("SpecGAN needs the dataset's spectral statistics")
+            self.dft = DFTConv()
+            self.register_buffer("mean", torch.tensor(stats[0], dtype=torch.float32)[None, :, None])
+            self.register_buffer("std", torch.tensor(stats[1], dtype=torch.float32)[None, :, None])
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        if not self.spectral:
+            return clips
+        lm = log_magnitude(self.dft, clips)  # [B, 128, 128]
+        if self.downsample:
+            lm = F.avg_pool2d(lm[:, None], 2)[:, 0]  # [B, 64, 64]
+        return torch.clamp((lm - self.mean) / self.std, -CLIP_NSTD, CLIP_NSTD) / CLIP_NSTD
+
+
+class Synthesizer(nn.Module):
+    """``z : [B, latent_dim]``, ``category : [B, n_categories]`` -> ``audio : [B, n_samples]`` in [-1, 1],
+    whatever the architecture: the contract the exported ONNX model keeps."""
+
+    def __init__(self, spec: ModelSpec, generator: nn.Module, stats: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.generator = generator
+        self.to_audio = None
+        if spec.architecture == "specgan":
+            if stats is None:
+                raise ModelError("a SpecGAN synthesizer needs the dataset's spectral statistics")
+            self.to_audio = SpecToAudio(stats[0], stats[1], spec.n_samples, spec.griffin_lim_iters)
+
+    def forward(self, z: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        out = self.generator(z, category)
+        return out if self.to_audio is None else self.to_audio(out)
+
+
+def sample_latents(n: int, latent_dim: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``[n, latent_dim]`` uniform in [-1, 1], WaveGAN's latent distribution."""
+    return (torch.rand(n, latent_dim, generator=generator) * 2 - 1).to(device)

@@ -1,0 +1,485 @@
+"""The WGAN-GP trainer (Gulrajani et al. 2017, as used by Donahue et al. 2019), reading top to bottom:
+set-up (device, distributed, data, networks, resume), then the loop (n_critic critic steps, one
+generator step), with checkpoints, previews and a NaN guard on the way.
+
+Run it through ``gesturegan train CACHE --out RUN``; ``torchrun --nproc-per-node N -m export train ...``
+trains data-parallel (DistributedDataParallel; NCCL on GPUs, gloo on CPU). Re-running the same command
+resumes from the newest readable checkpoint in RUN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from train import checkpoint as ckpt
+from train.cache import DatasetCache, write_json_atomic
+from train.config import TrainConfig
+from train.errors import DatasetError, TrainingError
+from train.metrics import spectral_distance_db, spectral_profile
+from train.models import ModelSpec, RealTransform, Synthesizer, build_discriminator, build_generator, sample_latents
+from train.previews import LossLog, preview_inputs, render, write_loss_png, write_preview
+
+MAX_ROLLBACKS = 3
+SCORE_LATENTS = 32  # per category, for the checkpoint score
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"--device {name} asked for CUDA, but PyTorch sees no GPU here; use --device cpu or auto")
+    return dev
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class BatchSampler:
+    """Random clip indices: ``balanced`` picks a category uniformly, then a clip of it; ``uniform`` picks
+    any clip. Indices come back sorted, which keeps reads from the memory-mapped cache local."""
+
+    def __init__(self, category_index: np.ndarray, n_categories: int, mode: str, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.mode = mode
+        self.by_cat = [np.flatnonzero(category_index == k) for k in range(n_categories)]
+        self.present = np.array([k for k, idx in enumerate(self.by_cat) if len(idx)])
+        self.n = len(category_index)
+
+    def indices(self, batch: int) -> np.ndarray:
+        if self.mode == "uniform":
+            return np.sort(self.rng.integers(0, self.n, batch))
+        cats = self.rng.choice(self.present, batch)
+        return np.sort(np.array([self.by_cat[c][self.rng.integers(len(self.by_cat[c]))] for c in cats]))
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, log=print) -> None:
+        self.config = c = config
+        self.dist = Distributed.from_env()
+        self.log = log if self.dist.main else (lambda *a, **k: None)
+        if c.batch_size % self.dist.world:
+            raise TrainingError(f"--batch-size {c.batch_size} must be divisible by the {self.dist.world} processes; "
+                                f"use {c.batch_size // self.dist.world * self.dist.world or self.dist.world}")
+        self.local_batch = c.batch_size // self.dist.world
+        self.device = select_device(c.device, self.dist.local_rank)
+        if self.dist.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.bf16 = c.bf16 == "on" or (c.bf16 == "auto" and self.device.type == "cuda")
+        self.out = Path(c.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+        self.cache = DatasetCache.open(c.cache)
+        self._check_cache()
+        if c.unconditional:
+            categories = ("all",) if len(self.cache.categories) > 1 else tuple(self.cache.categories)
+            self.labels = np.zeros(len(self.cache), np.int64)
+        else:
+            categories = tuple(self.cache.categories)
+            self.labels = self.cache.category_index
+        self.stats = self.cache.spectral_stats(c.view) if c.arch == "specgan" else None
+        self.spec = ModelSpec(c.arch, categories, self.cache.sample_rate, self.cache.clip_samples, c.latent_dim, c.model_dim,
+                              c.upsample, c.post_filter_taps, c.phase_shuffle, c.view, c.griffin_lim_iters)
+
+        self.G = build_generator(self.spec).to(self.device)
+        self.D = build_discriminator(self.spec).to(self.device)
+        self.real_transform = RealTransform(self.spec, self.stats).to(self.device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), c.lr, betas=(c.beta1, c.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), c.lr, betas=(c.beta1, c.beta2))
+        self.step = 0
+        self.best_score = math.inf
+        self.rollbacks = 0
+        self.nan_injected = False
+        self._resume()
+        self._wrap()
+        self.reference = self._reference_profiles()
+
+    # -- set-up ---------------------------------------------------------------------------------------
+
+    def _check_cache(self) -> None:
+        cache, c = self.cache, self.config
+        if len(cache) == 0:
+            raise DatasetError(f"the cache {c.cache} holds no clips; check 'gesturegan dataset info {c.cache}' and rebuild with "
+                               "recordings in ROOT/<category>/")
+        empty = [k for k, n in cache.counts().items() if n == 0]
+        if empty and not c.unconditional:
+            raise DatasetError(f"categories {', '.join(empty)} have no clips in {c.cache}; add recordings, rebuild with --categories "
+                               "without them, or train --unconditional")
+
+    def _resume(self) -> None:
+        c = self.config
+        gone = ckpt.remove_stale_temporaries(self.out) if self.dist.main else []
+        for p in gone:
+            self.log(f"removed {p.name}, a checkpoint write that was cut short")
+        if self.dist.world > 1:
+            dist.barrier()
+        found = ckpt.latest_loadable(self.out, "cpu", warn=self.log)
+        if found is None:
+            if self.dist.main:
+                write_json_atomic(self.out / "config.json", {"train": c.to_json(), "model": self.spec.to_json()})
+                self._save_checkpoint(score=False)  # step 0: something to roll back to
+            return
+        path, state = found
+        self._load_state(path, state)
+        self.log(f"resuming from {path.name} (step {self.step})")
+        if self.dist.main:
+            write_json_atomic(self.out / "config.json", {"train": c.to_json(), "model": self.spec.to_json()})
+
+    def _load_state(self, path: Path, state: dict) -> None:
+        saved_cfg = TrainConfig.from_json(state["config"])
+        diffs = self.config.model_differences(saved_cfg)
+        if diffs:
+            raise ckpt.CheckpointError(
+                f"{path} is a different model ({'; '.join(diffs)}, as saved vs as asked now); "
+                f"train into a new --out folder, or repeat the options the run was started with")
+        saved = ModelSpec.from_json(state["spec"])
+        if saved.categories != self.spec.categories:
+            raise ckpt.CheckpointError(f"{path} was trained on categories {list(saved.categories)}, the cache {self.config.cache} has "
+                                       f"{list(self.spec.categories)}; use the original cache or a new --out folder")
+        if (saved.sample_rate, saved.n_samples) != (self.spec.sample_rate, self.spec.n_samples):
+            raise ckpt.CheckpointError(f"{path} makes {saved.n_samples} samples at {saved.sample_rate} Hz, the cache has "
+                                       f"{self.spec.n_samples} at {self.spec.sample_rate} Hz; use a matching cache or a new --out folder")
+        if saved != self.spec:
+            raise ckpt.CheckpointError(f"{path} has model spec {saved.describe()}, this run would build {self.spec.describe()}")
+        try:
+            self.G.load_state_dict(state["generator"])
+            self.D.load_state_dict(state["discriminator"])
+        except RuntimeError as e:
+            raise ckpt.CheckpointError(f"{path} does not fit this architecture: {str(e).splitlines()[0]}") from e
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        self.best_score = float(state.get("best_score", math.inf))
+
+    def _wrap(self) -> None:
+        """DDP and torch.compile wrappers. The critic step needs a double backward (the gradient penalty),
+        which compiled graphs do not support, so it always runs the critic eagerly."""
+        self.g_train: nn.Module = self.G
+        self.d_train: nn.Module = self.D
+        if self.dist.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DistributedDataParallel(self.G, device_ids=ids)
+            self.d_train = DistributedDataParallel(self.D, device_ids=ids)
+        self.d_for_g: nn.Module = self.D  # generator step: gradients flow through D to G only
+        if self.config.compile:
+            self.g_train = torch.compile(self.g_train)
+            self.d_for_g = torch.compile(self.D)
+        self._reseed()
+
+    def _reseed(self) -> None:
+        """RNGs from (seed, rank, step, rollbacks): a resumed or rolled-back run draws fresh batches."""
+        key = [self.config.seed, self.dist.rank, self.step, self.rollbacks]
+        self.sampler = BatchSampler(self.labels, self.spec.n_categories, self.config.sampling, np.random.default_rng(key))
+        torch.manual_seed(int(np.random.default_rng(key).integers(2**62)))
+
+    def _reference_profiles(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(1234)
+        ref = {}
+        for k in range(self.spec.n_categories):
+            idx = np.flatnonzero(self.labels == k)
+            if len(idx):
+                pick = np.sort(rng.choice(idx, min(len(idx), 256), replace=False))
+                ref[k] = spectral_profile(np.asarray(self.cache.clips[pick]))
+        return ref
+
+    # -- one step -------------------------------------------------------------------------------------
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.sampler.indices(self.local_batch)
+        clips = torch.from_numpy(np.ascontiguousarray(self.cache.clips[idx]))
+        onehot = torch.nn.functional.one_hot(torch.from_numpy(self.labels[idx]), self.spec.n_categories).float()
+        if self.device.type == "cuda":
+            clips = clips.pin_memory()
+        return clips.to(self.device, non_blocking=True), onehot.to(self.device, non_blocking=True)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+        # a CPU-GPU sync point, once per optimiser step: the price of never applying a NaN update
+        ok = torch.isfinite(loss.detach()).float()
+        if self.dist.world > 1:
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item())
+
+    def critic_step(self) -> dict[str, torch.Tensor] | None:
+        c = self.config
+        clips, cat = self._real_batch()
+        b = clips.shape[0]
+        with torch.no_grad():
+            real = self.real_transform(clips)  # [B, T] or [B, S, S]
+            with self._autocast():
+                fake = self.G(sample_latents(b, c.latent_dim, device=self.device), cat).float()
+        alpha = torch.rand((b,) + (1,) * (real.dim() - 1), device=self.device)
+        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        with self._autocast():
+            # one forward over real, fake and interpolates: one DDP reduction, one launch per layer
+            scores = self.d_train(torch.cat([real, fake, mixed]), cat.repeat(3, 1)).float()
+        s_real, s_fake, s_mixed = scores.split(b)
+        grad = torch.autograd.grad(s_mixed.sum(), mixed, create_graph=True)[0]
+        gp = ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
+        wdist = s_real.mean() - s_fake.mean()
+        loss = -wdist + c.gp_lambda * gp
+        if self.step == c.inject_nan_at and not self.nan_injected:
+            self.nan_injected = True
+            loss = loss * float("nan")
+        if not self._finite_everywhere(loss):
+            return None
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"loss_d": loss.detach(), "wasserstein": wdist.detach(), "gradient_penalty": gp.detach()}
+
+    def generator_step(self) -> torch.Tensor | None:
+        c = self.config
+        cat = self._fake_labels()
+        for p in self.D.parameters():
+            p.requires_grad_(False)
+        try:
+            with self._autocast():
+                fake = self.g_train(sample_latents(self.local_batch, c.latent_dim, device=self.device), cat)
+                loss = -self.d_for_g(fake, cat).float().mean()
+            if not self._finite_everywhere(loss):
+                return None
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+        finally:
+            for p in self.D.parameters():
+                p.requires_grad_(True)
+        return loss.detach()
+
+    def _fake_labels(self) -> torch.Tensor:
+        """Categories for a generator batch, drawn like the real batches' (balanced or by clip count)."""
+        if self.config.sampling == "uniform":
+            k = self.labels[self.sampler.indices(self.local_batch)]
+        else:
+            k = self.sampler.rng.choice(self.sampler.present, self.local_batch)
+        return torch.nn.functional.one_hot(torch.from_numpy(k), self.spec.n_categories).float().to(self.device)
+
+    # -- checkpoints, previews, rollback --------------------------------------------------------------
+
+    def _score(self) -> float:
+        g = torch.Generator().manual_seed(777)
+        synth = Synthesizer(self.spec, self.G, self.stats).to(self.device)
+        generated = {}
+        for k in self.reference:
+            z = sample_latents(SCORE_LATENTS, self.spec.latent_dim, g)
+            cat = torch.zeros(SCORE_LATENTS, self.spec.n_categories)
+            cat[:, k] = 1
+            generated[k] = render(synth, z, cat)
+        return spectral_distance_db(generated, self.reference)
+
+    def _save_checkpoint(self, score: bool = True) -> float:
+        value = self._score() if score else math.nan
+        is_best = score and value < self.best_score
+        if is_best:
+            self.best_score = value
+        state = ckpt.new_state(
+            spec=self.spec.to_json(), config=self.config.to_json(), step=self.step,
+            generator=self.G.state_dict(), discriminator=self.D.state_dict(),
+            opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(),
+            best_score=self.best_score, score=value,
+            spectral_stats=None if self.stats is None else [s.tolist() for s in self.stats],
+            dataset={"cache": self.config.cache, "content_hash": self.cache.content_hash, "clips": len(self.cache),
+                     "counts": self.cache.counts(), "settings": self.cache.manifest.get("settings", {})},
+            torch_version=torch.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        path = self.out / ckpt.checkpoint_name(self.step)
+        ckpt.save_atomic(state, path, before_rename=_test_kill_hook(self.step))
+        if is_best:
+            ckpt.copy_as_best(path, self.out)
+        ckpt.prune(self.out, self.config.keep_checkpoints)
+        return value
+
+    def _rollback(self) -> None:
+        self.rollbacks += 1
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise TrainingError(f"the loss became NaN/Inf {MAX_ROLLBACKS + 1} times near step {self.step} even after rolling back; "
+                                f"lower --lr (now {self.config.lr:g}) or raise --gp-lambda, and check the data for broken clips")
+        found = ckpt.latest_loadable(self.out, "cpu", warn=self.log)
+        if found is None:
+            raise TrainingError("the loss became NaN/Inf and there is no checkpoint to roll back to")
+        path, state = found
+        bad_step = self.step
+        self._load_state(path, state)
+        self.log(f"\nloss became NaN/Inf at step {bad_step}: rolled back to {path.name} (step {self.step}), rollback {self.rollbacks}/{MAX_ROLLBACKS}")
+        self._reseed()
+
+    def _preview(self, writer) -> None:
+        z, cat, labels = preview_inputs(self.spec, self.config.preview_latents, self.config.seed)
+        audio = render(Synthesizer(self.spec, self.G, self.stats).to(self.device), z, cat)
+        wav, png = write_preview(self.out / "previews", self.step, audio, labels, self.spec.sample_rate, self.config.preview_latents)
+        if writer is not None:
+            for i, name in enumerate(self.spec.categories):
+                writer.add_audio(f"preview/{name}", audio[i * self.config.preview_latents], self.step, self.spec.sample_rate)
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def train(self) -> dict:
+        c = self.config
+        summary = {"run": str(self.out), "model": self.spec.describe(), "device": str(self.device), "bf16": self.bf16,
+                   "processes": self.dist.world, "start_step": self.step}
+        if self.step >= c.steps:
+            self.log(f"{self.out} is already trained to step {self.step} (--steps {c.steps}); raise --steps to continue")
+            summary.update(end_step=self.step, steps_per_second=None)
+            self._finish(None)
+            return summary
+        writer = self._tensorboard() if self.dist.main else None
+        losses = LossLog(self.out / "losses.csv", self.step) if self.dist.main else None
+        bar = None
+        if self.dist.main and c.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=c.steps, initial=self.step, unit="step", desc=f"train {c.arch}", dynamic_ncols=True)
+        acc: dict[str, list[torch.Tensor]] = {}
+        t0, s0 = time.perf_counter(), self.step
+        try:
+            while self.step < c.steps:
+                metrics = self._one_step()
+                if metrics is None:
+                    self._rollback()
+                    acc.clear()
+                    if bar is not None:
+                        bar.n = self.step
+                        bar.refresh()
+                    continue
+                self.step += 1
+                for k, v in metrics.items():
+                    acc.setdefault(k, []).append(v)
+                if bar is not None:
+                    bar.update(1)
+                if self.step % c.log_every == 0 or self.step == c.steps:
+                    means = {k: float(torch.stack(v).mean()) for k, v in acc.items()}  # sync point, once per log interval
+                    acc.clear()
+                    if losses is not None:
+                        losses.append(self.step, **means)
+                    if writer is not None:
+                        for k, v in means.items():
+                            writer.add_scalar(f"loss/{k}", v, self.step)
+                    if bar is not None:
+                        bar.set_postfix(D=f"{means['loss_d']:.3f}", G=f"{means['loss_g']:.3f}", W=f"{means['wasserstein']:.3f}")
+                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                    if self.dist.main:
+                        score = self._save_checkpoint()
+                        if losses is not None:
+                            losses.append(self.step, spectral_distance_db=score)
+                        if writer is not None:
+                            writer.add_scalar("quality/spectral_distance_db", score, self.step)
+                    if self.dist.world > 1:
+                        dist.barrier()
+                    self.rollbacks = 0  # progress past a checkpoint: the NaN budget starts again
+                if self.dist.main and c.preview_every and (self.step % c.preview_every == 0 or self.step == c.steps):
+                    self._preview(writer)
+        except torch.OutOfMemoryError as e:
+            raise self._oom(e) from e
+        except RuntimeError as e:
+            if "can't allocate memory" in str(e) or "out of memory" in str(e):
+                raise self._oom(e) from e
+            raise
+        except MemoryError as e:
+            raise self._oom(e) from e
+        finally:
+            if bar is not None:
+                bar.close()
+        elapsed = time.perf_counter() - t0
+        summary.update(end_step=self.step, seconds=round(elapsed, 2),
+                       steps_per_second=round((self.step - s0) / elapsed, 4) if elapsed > 0 else None,
+                       best_spectral_distance_db=None if math.isinf(self.best_score) else round(self.best_score, 3))
+        self._finish(writer)
+        return summary
+
+    def _one_step(self) -> dict[str, torch.Tensor] | None:
+        out: dict[str, torch.Tensor] = {}
+        for _ in range(self.config.n_critic):
+            m = self.critic_step()
+            if m is None:
+                return None
+            out = m
+        loss_g = self.generator_step()
+        if loss_g is None:
+            return None
+        out["loss_g"] = loss_g
+        return out
+
+    def _oom(self, e: BaseException) -> TrainingError:
+        c = self.config
+        where = "GPU" if self.device.type == "cuda" else "main"
+        return TrainingError(f"batch size {c.batch_size} (model size d={c.model_dim}, {self.spec.n_samples} samples) does not fit in "
+                             f"{where} memory on {self.device}: try --batch-size {max(1, c.batch_size // 2)}"
+                             f"{', --model-dim ' + str(c.model_dim // 2) if c.model_dim > 1 else ''}"
+                             f"{', or --bf16 on' if self.device.type == 'cuda' and not self.bf16 else ''}")
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    def _finish(self, writer) -> None:
+        if writer is not None:
+            writer.close()
+        if self.dist.main:
+            write_loss_png(self.out / "losses.csv", self.out / "losses.png")
+
+    def close(self) -> None:
+        self.cache.close()
+        if self.dist.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _test_kill_hook(step: int):
+    """Tests set GESTUREGAN_TEST_KILL_IN_CHECKPOINT=<step> to SIGKILL the process half-way through writing
+    that step's checkpoint (the temp file is cut in half first, like a write the kernel never finished)."""
+    target = os.environ.get("GESTUREGAN_TEST_KILL_IN_CHECKPOINT")
+    if target is None or int(target) != step:
+        return None
+
+    def hook(tmp: Path) -> None:
+        size = tmp.stat().st_size
+        with open(tmp, "r+b") as f:
+            f.truncate(size // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def train(config: TrainConfig, log=print) -> dict:
+    trainer = Trainer(config, log)
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()
+
+
+def summary_json(summary: dict) -> str:
+    return json.dumps(summary, indent=1)
