@@ -44,7 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.register(sub)
     train.cli.register(sub)
-    train.cli.register_train(sub)
     return p
 
 

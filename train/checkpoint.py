@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from .errors import CheckpointError, CheckpointVersionError
@@ -133,3 +134,33 @@ def copy_as_best(src: Path, run_dir: Path) -> Path:
 
 def new_state(**parts: Any) -> dict:
     return {"format": FORMAT, "version": VERSION, **parts}
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder: its ``best.pt``, else its newest checkpoint."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / BEST).is_file():
+            return p / BEST
+        ckpts = list_checkpoints(p)
+        if not ckpts:
+            raise FileNotFoundError(f"{p} holds no checkpoints (ckpt-*.pt or best.pt); train into it with 'gesturegan train CACHE --out {p}'")
+        return ckpts[-1][1]
+    return p
+
+
+def load_synthesizer(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """``(Synthesizer, ModelSpec, state)`` from a checkpoint file or run folder, in eval mode."""
+    from .models import ModelSpec, Synthesizer, build_generator
+
+    p = resolve(path)
+    state = load(p, device)
+    spec = ModelSpec.from_json(state["spec"])
+    gen = build_generator(spec)
+    try:
+        gen.load_state_dict(state["generator"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{p}: the generator weights do not fit {spec.describe()}: {str(e).splitlines()[0]}") from e
+    stats = state.get("spectral_stats")
+    synth = Synthesizer(spec, gen, None if stats is None else tuple(np.asarray(s, np.float32) for s in stats)).to(device).eval()
+    return synth, spec, state

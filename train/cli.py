@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import DatasetError
 from .ingest import ALIGN_MODES, DEFAULT_CATEGORIES, NORMALIZE_MODES, IngestSettings
 from .slicing import LEVEL_MODES, OnsetSettings, check_clip_samples
 
@@ -104,6 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--png", type=Path, help="write a spectrogram grid of a few clips per category to this PNG")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(func=_info)
+
+    register_train(sub)
+    register_research(sub, dsub)
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
@@ -225,3 +229,83 @@ def write_cache_png(cache, path: Path, per_category: int = 4) -> None:
             sounds.append(np.asarray(cache.clips[j]))
             labels.append(name)
     write_spectrogram_png(path, sounds, cache.sample_rate, labels, columns=per_category)
+
+
+def register_research(sub: argparse._SubParsersAction, dataset_sub: argparse._SubParsersAction | None = None) -> None:
+    """``classifier train``, ``evaluate`` and ``dataset sort``."""
+    c = sub.add_parser("classifier", help="train the gesture classifier used by evaluate and dataset sort",
+                       description="Train a small log-mel CNN on a dataset cache, with a held-out split by source file.")
+    csub = c.add_subparsers(dest="classifier_command", metavar="COMMAND", required=True)
+    ct = csub.add_parser("train", help="train on a cache and report held-out test accuracy",
+                         epilog="example: gesturegan classifier train corpus-cache --out classifier.pt")
+    ct.add_argument("cache", type=Path, help="dataset cache with at least 2 categories")
+    ct.add_argument("--out", "-o", type=Path, required=True, help="classifier file to write (.pt)")
+    ct.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default 30)")
+    ct.add_argument("--batch-size", type=_positive_int, default=64)
+    ct.add_argument("--lr", type=float, default=2e-3)
+    ct.add_argument("--seed", type=int, default=0)
+    ct.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    ct.set_defaults(func=_classifier_train)
+
+    e = sub.add_parser("evaluate", help="score a trained generator: per-category accuracy, inception score, mixtures, copying",
+                       description="Generate clips per category and judge them with the gesture classifier.",
+                       epilog="example: gesturegan evaluate runs/wavegan --classifier classifier.pt --json report.json")
+    e.add_argument("checkpoint", type=Path, help="checkpoint file, or a run folder (its best.pt)")
+    e.add_argument("--classifier", type=Path, required=True, help="made by 'gesturegan classifier train'")
+    e.add_argument("--cache", type=Path, help="dataset cache for the real-data numbers (default: the one the model was trained on)")
+    e.add_argument("--per-category", "-n", type=_positive_int, default=128, help="generated clips per category (default 128)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--png", type=Path, help="also draw a few generated clips per category to this PNG")
+    e.add_argument("--json", type=Path, help="also write the report as JSON to this file")
+    e.set_defaults(func=_evaluate)
+
+    if dataset_sub is not None:
+        s = dataset_sub.add_parser("sort", help="file unlabelled recordings into ROOT/<category>/ with the classifier",
+                                   description="Classify each recording in SOURCE and copy it into ROOT/<category>/ when confident.",
+                                   epilog="example: gesturegan dataset sort field_recordings --into my_dataset --classifier classifier.pt")
+        s.add_argument("source", type=Path, help="folder of unlabelled recordings (searched recursively)")
+        s.add_argument("--into", type=Path, required=True, help="dataset root to file them into")
+        s.add_argument("--classifier", type=Path, required=True, help="made by 'gesturegan classifier train'")
+        s.add_argument("--threshold", type=float, default=0.6, help="minimum confidence to file a recording (default 0.6)")
+        s.add_argument("--move", action="store_true", help="move instead of copy")
+        s.add_argument("--dry-run", action="store_true", help="only report what would happen")
+        s.add_argument("--report", type=Path, help="also write the report as JSON")
+        s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        s.set_defaults(func=_sort)
+
+
+def _classifier_train(args: argparse.Namespace) -> int:
+    from .classifier import train_classifier
+
+    info = train_classifier(args.cache, args.out, args.epochs, args.batch_size, args.lr, args.seed, progress=not args.quiet)
+    print(f"classifier: {args.out}; test accuracy {info['test_accuracy']:.1%} on {info['clips']['test']} held-out clips "
+          f"(validation {info['val_accuracy']:.1%}, best epoch {info['best_epoch']}/{info['epochs']})")
+    for c, a in info["per_category_test_accuracy"].items():
+        print(f"  {c:<24} {a:6.1%}")
+    if info["split_by_clip"]:
+        print(f"note: {', '.join(info['split_by_clip'])} had fewer than 3 source files and were split by clip, "
+              "so their test accuracy is optimistic", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_report, to_json
+
+    report = evaluate(args.checkpoint, args.classifier, args.cache, args.per_category, args.seed, png=args.png)
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(to_json(report))
+    return 0
+
+
+def _sort(args: argparse.Namespace) -> int:
+    from .sort import sort_recordings
+
+    try:
+        report = sort_recordings(args.source, args.into, args.classifier, args.threshold, args.move, args.dry_run, not args.quiet)
+    except ValueError as e:
+        raise DatasetError(str(e)) from e
+    print(report.summary(args.threshold))
+    if args.report:
+        args.report.write_text(json.dumps(report.to_json(), indent=1))
+    return 0

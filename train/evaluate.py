@@ -1,0 +1,143 @@
+"""``gesturegan evaluate``: how good is a trained generator, in numbers a composer can read.
+
+- **Category accuracy**: generate N clips per requested category; the gesture classifier says which
+  category each sounds like. "Does a trigger request sound like a trigger?", per category.
+- **Inception score** of the generated clips next to the same score of held-out real clips (the
+  classifier's test split): the real data's score is the ceiling to compare with.
+- **Mixtures**: for each neighbouring pair of categories (a, b) and weights 0, 0.25, 0.5, 0.75, 1 of b,
+  the classifier's share ``P(b) / (P(a) + P(b))``. Rising with the weight means mixtures sound between
+  the two; jumping straight from 0 to 1 means the morph is a switch, not an interpolation.
+- **Nearest neighbour (copying check)**: distance in the classifier's embedding from each generated clip
+  to the closest training clip, against the same distance for held-out real clips. Generated clips much
+  closer to the training set than new real recordings are would be memorised copies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cache import DatasetCache
+from .checkpoint import load_synthesizer
+from .classifier import load_classifier
+from .errors import CheckpointError
+from .metrics import inception_score, nearest_neighbour_distances
+from .models import sample_latents
+from .previews import render
+
+MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str | Path | None = None, per_category: int = 128,
+             seed: int = 0, bank_size: int = 2000, png: Path | None = None) -> dict:
+    synth, spec, state = load_synthesizer(checkpoint)
+    clf = load_classifier(classifier_path)
+    if clf.sample_rate != spec.sample_rate:
+        raise CheckpointError(f"the classifier works at {clf.sample_rate} Hz, the generator at {spec.sample_rate} Hz; "
+                              "train a classifier on a cache at the generator's rate")
+    cache_dir = Path(cache_dir or state["dataset"]["cache"])
+    conditional = spec.n_categories > 1
+    if conditional:
+        missing = [c for c in spec.categories if c not in clf.categories]
+        if missing:
+            raise CheckpointError(f"the classifier does not know categories {missing} (it knows {clf.categories}); "
+                                  "train it on the generator's cache")
+    g = torch.Generator().manual_seed(seed)
+    report: dict = {"checkpoint": str(checkpoint), "model": spec.describe(), "step": int(state["step"]),
+                    "classifier_test_accuracy": clf.info["test_accuracy"], "per_category": per_category}
+
+    generated, requested = [], []
+    for k in range(spec.n_categories):
+        cat = torch.zeros(per_category, spec.n_categories)
+        cat[:, k] = 1
+        generated.append(render(synth, sample_latents(per_category, spec.latent_dim, g), cat))
+        requested += [k] * per_category
+    audio = np.concatenate(generated)
+    probs = clf.predict_proba(audio)
+    report["inception_score_generated"] = inception_score(probs)
+
+    if conditional:
+        col = [clf.categories.index(c) for c in spec.categories]
+        pred = np.asarray(col)[None, :] == probs.argmax(1)[:, None]  # [N, n_gen_categories]: predicted == that category
+        req = np.asarray(requested)
+        acc = {c: float(pred[req == k, k].mean()) for k, c in enumerate(spec.categories)}
+        report["category_accuracy"] = acc
+        report["category_accuracy_mean"] = float(np.mean(list(acc.values())))
+        report["mixtures"] = _mixtures(synth, spec, clf, col, g, max(16, per_category // 4))
+
+    with DatasetCache.open(cache_dir) as cache:
+        test_idx = np.asarray(clf.info.get("test_index") or [], np.int64)
+        if clf.info.get("cache") and Path(clf.info["cache"]).resolve() != cache_dir.resolve():
+            test_idx = np.zeros(0, np.int64)  # its test split indexes another cache
+        rng = np.random.default_rng(seed)
+        if len(test_idx) == 0:
+            test_idx = np.sort(rng.choice(len(cache), min(len(cache), 512), replace=False))
+            report["real_reference"] = "random clips of the cache (the classifier was trained on another cache)"
+        else:
+            report["real_reference"] = "the classifier's held-out test clips"
+        real_test = np.asarray(cache.clips[test_idx])
+        train_pool = np.setdiff1d(np.arange(len(cache)), test_idx)
+        bank_idx = np.sort(rng.choice(train_pool, min(len(train_pool), bank_size), replace=False))
+        bank = clf.embed(np.asarray(cache.clips[bank_idx]))
+    report["inception_score_real"] = inception_score(clf.predict_proba(real_test))
+    d_gen = nearest_neighbour_distances(clf.embed(audio), bank)
+    d_real = nearest_neighbour_distances(clf.embed(real_test), bank)
+    threshold = float(np.percentile(d_real, 5))
+    report["nearest_neighbour"] = {
+        "generated_median": float(np.median(d_gen)),
+        "real_heldout_median": float(np.median(d_real)),
+        "ratio": float(np.median(d_gen) / max(np.median(d_real), 1e-12)),
+        "fraction_closer_than_5pct_of_real": float((d_gen < threshold).mean()),
+        "training_clips_searched": int(len(bank)),
+    }
+    if png is not None:
+        from instrument.picture import write_spectrogram_png
+
+        show = [a for k in range(spec.n_categories) for a in generated[k][:4]]
+        labels = [spec.categories[k] for k in range(spec.n_categories) for _ in range(min(4, per_category))]
+        write_spectrogram_png(png, show, spec.sample_rate, labels, columns=min(4, per_category))
+        report["png"] = str(png)
+    return report
+
+
+def _mixtures(synth, spec, clf, col: list[int], g: torch.Generator, n: int) -> list[dict]:
+    out = []
+    for a in range(spec.n_categories - 1):
+        b = a + 1
+        z = sample_latents(n, spec.latent_dim, g)
+        shares = []
+        for w in MIX_WEIGHTS:
+            cat = torch.zeros(n, spec.n_categories)
+            cat[:, a], cat[:, b] = 1 - w, w
+            p = clf.predict_proba(render(synth, z, cat))
+            pa, pb = p[:, col[a]], p[:, col[b]]
+            shares.append(float(np.mean(pb / np.maximum(pa + pb, 1e-9))))
+        out.append({"from": spec.categories[a], "to": spec.categories[b], "weights": list(MIX_WEIGHTS), "share_of_to": shares,
+                    "monotonic": bool(all(y >= x - 0.02 for x, y in zip(shares, shares[1:])))})
+    return out
+
+
+def format_report(r: dict) -> str:
+    lines = [f"{r['checkpoint']}: {r['model']}, step {r['step']}",
+             f"classifier test accuracy on real clips: {r['classifier_test_accuracy']:.1%}"]
+    if "category_accuracy" in r:
+        lines.append(f"generated clips classified as the requested category ({r['per_category']} per category):")
+        for c, a in r["category_accuracy"].items():
+            lines.append(f"  {c:<24} {a:6.1%}")
+        lines.append(f"  {'mean':<24} {r['category_accuracy_mean']:6.1%}")
+    lines.append(f"inception score: generated {r['inception_score_generated']:.2f}, real {r['inception_score_real']:.2f} ({r['real_reference']})")
+    for m in r.get("mixtures", []):
+        shares = "  ".join(f"{w:.2f}->{s:.2f}" for w, s in zip(m["weights"], m["share_of_to"]))
+        lines.append(f"mixture {m['from']} -> {m['to']}: weight->share {shares} ({'monotonic' if m['monotonic'] else 'NOT monotonic'})")
+    nn = r["nearest_neighbour"]
+    lines.append(f"nearest training clip (embedding distance): generated median {nn['generated_median']:.3f}, held-out real median "
+                 f"{nn['real_heldout_median']:.3f} (ratio {nn['ratio']:.2f}; {nn['fraction_closer_than_5pct_of_real']:.1%} of generated "
+                 "clips are closer than 95% of real ones: high means copying)")
+    return "\n".join(lines)
+
+
+def to_json(r: dict) -> str:
+    return json.dumps(r, indent=1)
