@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -139,7 +140,8 @@ def _train(args: argparse.Namespace) -> int:
     from .trainer import summary_json, train
 
     summary = train(config)
-    print(summary_json(summary))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
+        print(summary_json(summary))
     return 0
 
 

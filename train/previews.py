@@ -72,7 +72,7 @@ class LossLog:
             w = csv.writer(f)
             w.writerow(self.FIELDS)
             for r in rows:
-                w.writerow([r[k] if not np.isnan(r[k]) else "" for k in self.FIELDS])
+                w.writerow([int(r["step"])] + [r[k] if not np.isnan(r[k]) else "" for k in self.FIELDS[1:]])
 
     @classmethod
     def read(cls, path: Path) -> list[dict]:

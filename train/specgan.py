@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import VIEW_SIZES
+from .errors import ModelError
 
 KERNEL = 5
 
@@ -25,7 +26,7 @@ def specgan_channels(d: int, view: str) -> list[int]:
     """Channels entering each generator layer, then the output's 1. 128: ``[16d, 8d, 4d, 2d, d, 1]``;
     64: ``[8d, 4d, 2d, d, 1]``."""
     if view not in VIEW_SIZES:
-        raise ValueError(f"SpecGAN view must be '128' or '64', got {view!r}")
+        raise ModelError(f"SpecGAN view must be '128' or '64', got {view!r}")
     n = 5 if view == "128" else 4
     return [d * 2 ** (n - 1 - i) for i in range(n)] + [1]
 

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import UPSAMPLE_MODES
+from .errors import ModelError
 
 KERNEL = 25
 
@@ -35,7 +36,7 @@ def wavegan_strides(n_samples: int) -> list[int]:
         return [4, 4, 4, 4, 4, 2]
     if n_samples == 65536:
         return [4, 4, 4, 4, 4, 4]
-    raise ValueError(f"WaveGAN makes 16384, 32768 or 65536 samples, got n_samples={n_samples}; "
+    raise ModelError(f"WaveGAN makes 16384, 32768 or 65536 samples, got n_samples={n_samples}; "
                      "rebuild the dataset cache with --clip-samples 16384 (or 32768, 65536)")
 
 
@@ -61,7 +62,7 @@ class Upsample1d(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int, mode: str = "transpose") -> None:
         super().__init__()
         if mode not in UPSAMPLE_MODES:
-            raise ValueError(f"upsample mode must be one of {', '.join(UPSAMPLE_MODES)}, got {mode!r}")
+            raise ModelError(f"upsample mode must be one of {', '.join(UPSAMPLE_MODES)}, got {mode!r}")
         self.mode, self.stride, self.c_out = mode, stride, c_out
         if mode == "transpose":
             # out = s(L-1) - 2p + K + op = sL  <=>  2p - op = K - s
@@ -100,7 +101,7 @@ class WaveGANGenerator(nn.Module):
         self.post = None
         if post_filter_taps:
             if post_filter_taps < 2:
-                raise ValueError(f"post_filter_taps must be 0 (off) or >= 2, got {post_filter_taps}")
+                raise ModelError(f"post_filter_taps must be 0 (off) or >= 2, got {post_filter_taps}")
             # the reference code's learned post-processing FIR, to remove the transposed convs' tones
             self.post = nn.Conv1d(1, 1, post_filter_taps, bias=False)
 

@@ -1,0 +1,129 @@
+"""Shapes and building blocks of WaveGAN and SpecGAN, for every architecture option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from train.config import UPSAMPLE_MODES
+from train.errors import ModelError
+from train.models import ModelSpec, RealTransform, Synthesizer, build_discriminator, build_generator
+from train.specgan import SpecGANDiscriminator, SpecGANGenerator, specgan_channels
+from train.wavegan import Upsample1d, WaveGANDiscriminator, WaveGANGenerator, phase_shuffle, wavegan_channels, wavegan_strides
+
+CATS = ("a", "b", "c")
+
+
+@pytest.mark.parametrize("n_samples", [16384, 32768, 65536])
+@pytest.mark.parametrize("mode", UPSAMPLE_MODES)
+def test_wavegan_shapes(n_samples, mode):
+    g = WaveGANGenerator(3, n_samples, latent_dim=100, d=4, upsample=mode)
+    d = WaveGANDiscriminator(3, n_samples, d=4)
+    z = torch.rand(2, 100) * 2 - 1
+    cat = torch.eye(3)[[0, 2]]
+    audio = g(z, cat)
+    assert audio.shape == (2, n_samples)
+    assert audio.abs().max() <= 1.0
+    assert d(audio, cat).shape == (2,)
+
+
+def test_wavegan_layer_plan_matches_the_paper():
+    assert wavegan_strides(16384) == [4] * 5
+    assert wavegan_strides(32768) == [4] * 5 + [2]
+    assert wavegan_channels(64, 5) == [1024, 512, 256, 128, 64, 1]
+    g = WaveGANGenerator(1, 16384, d=64)
+    d = WaveGANDiscriminator(1, 16384, d=64)
+    # Donahue et al. report ~19M parameters in each network at d=64
+    assert 18e6 < sum(p.numel() for p in g.parameters()) < 20e6
+    assert 17e6 < sum(p.numel() for p in d.parameters()) < 18.5e6
+    with pytest.raises(ModelError, match="16384, 32768 or 65536"):
+        wavegan_strides(8192)
+
+
+@pytest.mark.parametrize("mode", UPSAMPLE_MODES)
+@pytest.mark.parametrize("stride", [2, 4])
+@pytest.mark.parametrize("length", [1, 16, 33])
+def test_upsample_multiplies_length(mode, stride, length):
+    up = Upsample1d(3, 5, stride, mode)
+    assert up(torch.randn(2, 3, length)).shape == (2, 5, length * stride)
+
+
+def test_subpixel_shuffle_interleaves_channel_blocks():
+    up = Upsample1d(1, 1, 4, "subpixel")
+    with torch.no_grad():
+        up.conv.weight.zero_()
+        up.conv.bias.copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))  # channel block j -> sub-sample j
+    y = up(torch.zeros(1, 1, 3))[0, 0]
+    assert y.tolist() == [0, 1, 2, 3] * 3
+
+
+def test_post_filter_keeps_length():
+    g = WaveGANGenerator(2, 16384, d=4, post_filter_taps=512)
+    assert g(torch.rand(1, 100), torch.tensor([[1.0, 0.0]])).shape == (1, 16384)
+
+
+def test_phase_shuffle_shifts_within_radius_with_reflection():
+    torch.manual_seed(0)
+    x = torch.arange(32.0).view(1, 1, 32).repeat(64, 3, 1)
+    y = phase_shuffle(x, 2)
+    assert y.shape == x.shape
+    shifts = set()
+    for row in y[:, 0]:
+        s = int(row[10] - 10)  # away from the edges: a pure shift
+        assert -2 <= -s <= 2
+        assert torch.equal(row[5:27], x[0, 0, 5 - (-s) : 27 - (-s)]) if s else torch.equal(row, x[0, 0])
+        shifts.add(s)
+    assert len(shifts) == 5  # every offset in [-2, 2] occurs
+    assert torch.equal(y[:, 0], y[:, 2])  # the same shift for all channels of an example
+    assert torch.equal(phase_shuffle(x, 0), x)
+
+
+@pytest.mark.parametrize("view,size", [("128", 128), ("64", 64)])
+def test_specgan_shapes(view, size):
+    g = SpecGANGenerator(3, view, d=4)
+    d = SpecGANDiscriminator(3, view, d=4)
+    cat = torch.tensor([[0.5, 0.5, 0.0]])
+    img = g(torch.rand(1, 100), cat)
+    assert img.shape == (1, size, size)
+    assert d(img, cat).shape == (1,)
+    assert specgan_channels(64, "128") == [1024, 512, 256, 128, 64, 1]
+
+
+def test_generator_is_affine_in_the_category_weights_at_the_input():
+    """Mixtures enter linearly: the first activation of a 50/50 mix is the mean of the two pure ones."""
+    g = WaveGANGenerator(2, 16384, d=4)
+    z = torch.rand(1, 100)
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    h = lambda c: g.dense(torch.cat([z, c], 1))  # noqa: E731
+    assert torch.allclose(h((a + b) / 2), (h(a) + h(b)) / 2, atol=1e-6)
+
+
+def test_projection_critic_uses_the_category():
+    d = WaveGANDiscriminator(2, 16384, d=4, phase_shuffle_radius=0)
+    with torch.no_grad():
+        d.embed.weight.normal_()
+    x = torch.randn(1, 16384) * 0.1
+    assert not torch.allclose(d(x, torch.tensor([[1.0, 0.0]])), d(x, torch.tensor([[0.0, 1.0]])))
+
+
+def test_model_spec_round_trip_and_errors():
+    spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=8, upsample="nearest")
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(ModelError, match="16384-sample"):
+        ModelSpec("specgan", CATS, 16000, 32768)
+    with pytest.raises(ModelError, match="architecture"):
+        ModelSpec("melgan", CATS, 16000, 16384)
+    with pytest.raises(ModelError, match="does not know"):
+        ModelSpec.from_json({**spec.to_json(), "future_field": 1})
+
+
+def test_specgan_synthesizer_is_latent_and_category_in_waveform_out():
+    stats = (np.zeros(64, np.float32) - 4, np.ones(64, np.float32))
+    spec = ModelSpec("specgan", CATS, 16000, 16384, model_dim=4, view="64", griffin_lim_iters=2)
+    synth = Synthesizer(spec, build_generator(spec), stats)
+    audio = synth(torch.rand(2, 100), torch.eye(3)[:2])
+    assert audio.shape == (2, 16384) and torch.isfinite(audio).all() and audio.abs().max() <= 1
+    real = RealTransform(spec, stats)(torch.randn(2, 16384) * 0.1)
+    assert real.shape == (2, 64, 64) and real.abs().max() <= 1
+    assert build_discriminator(spec)(real, torch.eye(3)[:2]).shape == (2,)
