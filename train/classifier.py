@@ -136,7 +136,7 @@ def _augment(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     return x
 
 
-def train_classifier(cache_dir: str | Path, out: str | Path, epochs: int = 30, batch_size: int = 64, lr: float = 2e-3,
+def train_classifier(cache_dir: str | Path, out: str | Path, epochs: int = 30, batch_size: int = 32, lr: float = 2e-3,
                      seed: int = 0, progress: bool = True, log=print) -> dict:
     """Train on ``cache_dir``, keep the epoch with the best validation accuracy, report test accuracy, save to ``out``."""
     torch.manual_seed(seed)

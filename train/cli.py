@@ -243,7 +243,7 @@ def register_research(sub: argparse._SubParsersAction, dataset_sub: argparse._Su
     ct.add_argument("cache", type=Path, help="dataset cache with at least 2 categories")
     ct.add_argument("--out", "-o", type=Path, required=True, help="classifier file to write (.pt)")
     ct.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default 30)")
-    ct.add_argument("--batch-size", type=_positive_int, default=64)
+    ct.add_argument("--batch-size", type=_positive_int, default=32)
     ct.add_argument("--lr", type=float, default=2e-3)
     ct.add_argument("--seed", type=int, default=0)
     ct.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
