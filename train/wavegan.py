@@ -55,8 +55,9 @@ class Upsample1d(nn.Module):
 
     ``transpose``: ConvTranspose1d (the paper's; fast, prone to checkerboard/"buzz" artefacts at the
     stride's harmonics); ``nearest``: nearest-neighbour repeat then Conv1d (smoother, 4x the conv work);
-    ``subpixel``: Conv1d to ``C_out*stride`` channels then a 1-D pixel shuffle (same work as transpose,
-    no overlap pattern).
+    ``subpixel``: Conv1d (``K/stride`` taps) to ``C_out*stride`` channels then a 1-D pixel shuffle
+    (the same work as transpose, and every output sample gets the same number of taps, so no
+    uneven-overlap pattern).
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int, mode: str = "transpose") -> None:
@@ -71,7 +72,10 @@ class Upsample1d(nn.Module):
         elif mode == "nearest":
             self.conv = nn.Conv1d(c_in, c_out, KERNEL, padding=KERNEL // 2)
         else:
-            self.conv = nn.Conv1d(c_in, c_out * stride, KERNEL, padding=KERNEL // 2)
+            # a kernel of K/stride taps at the low rate spans the same output time as K taps after it, so
+            # the layer costs what the transposed conv costs (K=25 taps here would be 4x the work)
+            k = (KERNEL // stride) | 1  # odd: 7 for stride 4, 13 for stride 2
+            self.conv = nn.Conv1d(c_in, c_out * stride, k, padding=k // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "transpose":
