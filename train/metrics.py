@@ -55,3 +55,20 @@ def nearest_neighbour_distances(queries: np.ndarray, bank: np.ndarray, chunk: in
         d2 = (qq * qq).sum(axis=1)[:, None] - 2 * qq @ b.T + b2[None, :]
         out[i : i + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
     return out
+
+
+def periodic_artefact_db(audio: np.ndarray, sample_rate: int = 16000, period_hz: float = 1000.0) -> float:
+    """How much louder the spectrum is at multiples of ``period_hz`` (fs/16: the strides of the last two
+    layers put checkerboard tones at fs/4 and fs/16 multiples) than in the bins around them, in dB,
+    averaged over those multiples: ~0 dB means no tonal pattern. Measured at initialisation, where
+    the pattern comes from the architecture alone (Odena et al., "Deconvolution and checkerboard
+    artifacts", 2016)."""
+    power = (np.abs(np.fft.rfft(audio * np.hanning(audio.shape[1]), axis=1)) ** 2).mean(axis=0)
+    bin_hz = sample_rate / audio.shape[1]
+    ratios = []
+    for f in np.arange(period_hz, sample_rate / 2, period_hz):
+        k = int(round(f / bin_hz))
+        peak = power[k - 1 : k + 2].max()
+        around = np.median(np.concatenate([power[k - 40 : k - 5], power[k + 5 : k + 40]]))
+        ratios.append(10 * np.log10(peak / around))
+    return float(np.mean(ratios))

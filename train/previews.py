@@ -104,12 +104,14 @@ def write_loss_png(csv_path: Path, png_path: Path) -> Path | None:
 
     step = np.array([r["step"] for r in rows])
     fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
+    losses = [r for r in rows if not np.isnan(r["loss_d"])]  # score-only rows would break the lines
+    ls = np.array([r["step"] for r in losses])
     for k, label in (("loss_d", "critic loss"), ("loss_g", "generator loss")):
-        axes[0].plot(step, [r[k] for r in rows], label=label, lw=0.8)
+        axes[0].plot(ls, [r[k] for r in losses], label=label, lw=0.8)
     axes[0].legend()
     axes[0].set_ylabel("loss")
-    axes[1].plot(step, [r["wasserstein"] for r in rows], label="Wasserstein estimate E[D(real)] - E[D(fake)]", lw=0.8)
-    axes[1].plot(step, [r["gradient_penalty"] for r in rows], label="gradient penalty", lw=0.8)
+    axes[1].plot(ls, [r["wasserstein"] for r in losses], label="Wasserstein estimate E[D(real)] - E[D(fake)]", lw=0.8)
+    axes[1].plot(ls, [r["gradient_penalty"] for r in losses], label="gradient penalty", lw=0.8)
     axes[1].legend()
     sd = np.array([r["spectral_distance_db"] for r in rows])
     ok = ~np.isnan(sd)

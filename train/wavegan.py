@@ -56,8 +56,7 @@ class Upsample1d(nn.Module):
     ``transpose``: ConvTranspose1d (the paper's; fast, prone to checkerboard/"buzz" artefacts at the
     stride's harmonics); ``nearest``: nearest-neighbour repeat then Conv1d (smoother, 4x the conv work);
     ``subpixel``: Conv1d (``K/stride`` taps) to ``C_out*stride`` channels then a 1-D pixel shuffle
-    (the same work as transpose, and every output sample gets the same number of taps, so no
-    uneven-overlap pattern).
+    (the same work as transpose; ICNR-initialised, so it starts without checkerboard tones).
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int, mode: str = "transpose") -> None:
@@ -76,6 +75,13 @@ class Upsample1d(nn.Module):
             # the layer costs what the transposed conv costs (K=25 taps here would be 4x the work)
             k = (KERNEL // stride) | 1  # odd: 7 for stride 4, 13 for stride 2
             self.conv = nn.Conv1d(c_in, c_out * stride, k, padding=k // 2)
+            # ICNR initialisation (Aitken et al. 2017): every sub-sample phase starts with the same
+            # filter, so at initialisation this is nearest-neighbour upsampling and has no checkerboard
+            with torch.no_grad():
+                w = self.conv.weight.view(c_out, stride, c_in, k)
+                w.copy_(w[:, :1].expand_as(w).clone())
+                b = self.conv.bias.view(c_out, stride)
+                b.copy_(b[:, :1].expand_as(b).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "transpose":

@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from train.config import TrainConfig  # noqa: E402
 from train.corpus import write_corpus  # noqa: E402
 from train.ingest import IngestSettings, build_cache  # noqa: E402
+from train.metrics import periodic_artefact_db  # noqa: E402
 from train.models import ModelSpec, build_generator  # noqa: E402
 from train.trainer import Trainer  # noqa: E402
 
@@ -77,7 +78,8 @@ def time_upsampling(d: int, batch: int, device: torch.device, repeats: int) -> l
         for _ in range(repeats):
             g(z, c)
         sync(device)
-        rows.append({"mode": mode, "ms_per_batch": (time.perf_counter() - t0) / repeats * 1000})
+        rows.append({"mode": mode, "ms_per_batch": (time.perf_counter() - t0) / repeats * 1000,
+                     "periodic_artefact_db": periodic_artefact_db(g(z, c).float().cpu().numpy())})
     return rows
 
 
@@ -117,9 +119,10 @@ def main() -> None:
     print("| configuration | steps/s | s/step | vs first |\n|---|---|---|---|")
     for r in results:
         print(f"| {r['config']} | {r['steps_per_second']:.3f} | {r['seconds_per_step']:.2f} | {r['steps_per_second'] / base:.2f}x |")
-    print("\n| WaveGAN upsampling | generator forward, batch %d | vs transpose |\n|---|---|---|" % args.batch_size)
+    print("\n| WaveGAN upsampling | generator forward, batch %d | vs transpose | periodic artefact at init |\n|---|---|---|---|" % args.batch_size)
     for u in ups:
-        print(f"| {u['mode']} | {u['ms_per_batch']:.1f} ms | {u['ms_per_batch'] / ups[0]['ms_per_batch']:.2f}x |")
+        print(f"| {u['mode']} | {u['ms_per_batch']:.1f} ms | {u['ms_per_batch'] / ups[0]['ms_per_batch']:.2f}x | "
+              f"{u['periodic_artefact_db']:+.1f} dB |")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "batch": args.batch_size, "training": results, "upsampling": ups}, indent=1))
 

@@ -127,3 +127,18 @@ def test_specgan_synthesizer_is_latent_and_category_in_waveform_out():
     real = RealTransform(spec, stats)(torch.randn(2, 16384) * 0.1)
     assert real.shape == (2, 64, 64) and real.abs().max() <= 1
     assert build_discriminator(spec)(real, torch.eye(3)[:2]).shape == (2,)
+
+
+def test_checkerboard_tones_at_initialisation_by_upsampling_mode():
+    """Transposed convolutions start with tones at multiples of fs/16 (Odena et al. 2016); nearest-neighbour
+    and ICNR-initialised sub-pixel layers start without them."""
+    from train.metrics import periodic_artefact_db
+
+    torch.manual_seed(0)
+    z, cat = torch.rand(16, 100) * 2 - 1, torch.eye(2)[torch.arange(16) % 2]
+    db = {}
+    for mode in UPSAMPLE_MODES:
+        with torch.no_grad():
+            db[mode] = periodic_artefact_db(WaveGANGenerator(2, 16384, d=8, upsample=mode)(z, cat).numpy())
+    assert db["transpose"] > 20
+    assert db["nearest"] < 3 and db["subpixel"] < 3
