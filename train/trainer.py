@@ -14,7 +14,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,11 @@ class Trainer:
         if self.dist.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.bf16 = c.bf16 == "on" or (c.bf16 == "auto" and self.device.type == "cuda")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick the fastest kernels once
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.out = Path(c.out)
         self.out.mkdir(parents=True, exist_ok=True)
 
@@ -166,8 +171,13 @@ class Trainer:
         if (saved.sample_rate, saved.n_samples) != (self.spec.sample_rate, self.spec.n_samples):
             raise ckpt.CheckpointError(f"{path} makes {saved.n_samples} samples at {saved.sample_rate} Hz, the cache has "
                                        f"{self.spec.n_samples} at {self.spec.sample_rate} Hz; use a matching cache or a new --out folder")
-        if saved != self.spec:
+        if replace(saved, griffin_lim_iters=self.spec.griffin_lim_iters) != self.spec:  # GL iterations change no weights
             raise ckpt.CheckpointError(f"{path} has model spec {saved.describe()}, this run would build {self.spec.describe()}")
+        if state.get("spectral_stats") is not None:
+            # SpecGAN learned images normalised by the statistics of the data it started on: keep them,
+            # even if the cache was rebuilt with more recordings since
+            self.stats = tuple(np.asarray(v, np.float32) for v in state["spectral_stats"])
+            self.real_transform = RealTransform(self.spec, self.stats).to(self.device)
         try:
             self.G.load_state_dict(state["generator"])
             self.D.load_state_dict(state["discriminator"])
@@ -215,8 +225,6 @@ class Trainer:
         idx = self.sampler.indices(self.local_batch)
         clips = torch.from_numpy(np.ascontiguousarray(self.cache.clips[idx]))
         onehot = torch.nn.functional.one_hot(torch.from_numpy(self.labels[idx]), self.spec.n_categories).float()
-        if self.device.type == "cuda":
-            clips = clips.pin_memory()
         return clips.to(self.device, non_blocking=True), onehot.to(self.device, non_blocking=True)
 
     def _autocast(self):

@@ -20,7 +20,7 @@ import torch
 
 from export.cli import main
 from train import checkpoint as ckpt
-from train.cache import read_manifest, write_json_atomic
+from train.cache import DatasetCache, read_manifest, write_json_atomic
 from train.config import TrainConfig
 from train.trainer import Trainer
 
@@ -258,3 +258,20 @@ def test_balanced_sampler_draws_every_category_equally():
     assert np.all(np.abs(counts / 30000 - 1 / 3) < 0.02)
     u = BatchSampler(labels, 3, "uniform", np.random.default_rng(0))
     assert abs(np.mean(labels[u.indices(30000)] == 0) - 0.9) < 0.02
+
+
+def test_specgan_keeps_its_normalisation_when_the_cache_changes(tiny_cache, corpus_dir, tmp_path, capsys):
+    """Resuming on a rebuilt cache (more recordings, other levels) must not change what the generator's
+    images mean: the checkpoint's per-bin statistics stay."""
+    from train.ingest import IngestSettings, build_cache
+
+    louder = tmp_path / "louder"
+    build_cache(corpus_dir, louder, IngestSettings(normalize="clip"), jobs=1, min_clips=1, progress=False)
+    run = tmp_path / "run"
+    spec_args = ("--arch", "specgan", "--view", "64", "--griffin-lim-iters", "2", "--checkpoint-every", "1", "--preview-every", "0")
+    assert _train(tiny_cache, run, *spec_args, "--steps", "1") == 0
+    first = ckpt.load(run / "ckpt-00000001.pt")["spectral_stats"]
+    assert _train(louder, run, *spec_args, "--steps", "2") == 0
+    assert ckpt.load(run / "ckpt-00000002.pt")["spectral_stats"] == first
+    with DatasetCache.open(louder) as c:
+        assert not np.allclose(c.spectral_stats("64")[0], first[0])
