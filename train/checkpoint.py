@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .cache import fsync_dir
 from .errors import CheckpointError, CheckpointVersionError
 
 FORMAT = "gesturegan-checkpoint"
@@ -31,19 +32,6 @@ def checkpoint_name(step: int) -> str:
     return f"ckpt-{step:08d}.pt"
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_atomic(state: dict, path: Path, before_rename: Callable[[Path], None] | None = None) -> None:
     """``torch.save`` to ``path`` via a temp file + fsync + rename. ``before_rename`` is a test hook."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -54,7 +42,7 @@ def save_atomic(state: dict, path: Path, before_rename: Callable[[Path], None] |
     if before_rename is not None:
         before_rename(tmp)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -128,7 +116,7 @@ def copy_as_best(src: Path, run_dir: Path) -> Path:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, dst)
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
     return dst
 
 
