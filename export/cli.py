@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Start with 'gesturegan demo'. Researchers: 'gesturegan dataset synth' makes the built-in "
             "corpus, 'gesturegan dataset build ROOT --out CACHE' turns your own recordings (ROOT/<category>/*.wav) "
-            "into training data. Every command has --help."
+            "into training data, 'gesturegan train CACHE --out RUN' trains a generator on it. Every command has --help."
         ),
     )
     p.add_argument("--version", action="version", version=f"gesturegan {_version()}")
