@@ -27,6 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -37,14 +38,25 @@ CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, separators=(",", ":"))
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], tmp: Path | None = None,
+                 before_rename: Callable[[Path], None] | None = None) -> None:
+    """Replace ``path`` so that a crash leaves the old file or the new one, never half of one: ``write``
+    fills a temporary file beside it (default ``.<name>.tmp``), which is fsynced, then renamed over
+    ``path``, then the folder is fsynced. ``before_rename`` is a test hook."""
+    tmp = tmp or path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
         f.flush()
         os.fsync(f.fileno())
+    if before_rename is not None:
+        before_rename(tmp)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    data = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+    write_atomic(path, lambda f: f.write(data), tmp=path.with_name(f".{path.name}.{os.getpid()}.tmp"))
 
 
 def fsync_dir(folder: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .cache import fsync_dir
+from .cache import write_atomic
 from .errors import CheckpointError, CheckpointVersionError
 
 FORMAT = "gesturegan-checkpoint"
@@ -34,32 +34,26 @@ def checkpoint_name(step: int) -> str:
 
 def save_atomic(state: dict, path: Path, before_rename: Callable[[Path], None] | None = None) -> None:
     """``torch.save`` to ``path`` via a temp file + fsync + rename. ``before_rename`` is a test hook."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if before_rename is not None:
-        before_rename(tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, lambda f: torch.save(state, f), before_rename=before_rename)
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read and check a checkpoint: the format tag and a version this code knows."""
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", fmt: str = FORMAT, version: int = VERSION,
+         kind: str = "checkpoint") -> dict:
+    """Read and check a saved ``kind`` (a checkpoint, or the classifier): the format tag ``fmt`` and a
+    version no newer than ``version``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise FileNotFoundError(f"no {kind} at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises several types for truncated/garbled zip files
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); it may have been cut short") from e
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a GestureGAN checkpoint (no '{FORMAT}' format tag)")
-    version = state.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise CheckpointVersionError(f"{path} is checkpoint format version {version}; this GestureGAN reads up to version {VERSION}: "
-                              "upgrade GestureGAN to use it")
+        raise CheckpointError(f"{path} is not a readable {kind} ({type(e).__name__}: {e}); it may have been cut short") from e
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a GestureGAN {kind} (no '{fmt}' format tag)")
+    found = state.get("version")
+    if not isinstance(found, int) or found > version:
+        raise CheckpointVersionError(f"{path} is {kind} format version {found}; this GestureGAN reads up to version {version}: "
+                                     "upgrade GestureGAN to use it")
     return state
 
 
@@ -111,12 +105,8 @@ def prune(run_dir: Path, keep: int) -> list[Path]:
 def copy_as_best(src: Path, run_dir: Path) -> Path:
     """Atomically make ``best.pt`` a copy of ``src``."""
     dst = run_dir / BEST
-    tmp = run_dir / f".{BEST}.tmp"
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dst)
-    fsync_dir(run_dir)
+    with open(src, "rb") as f_src:
+        write_atomic(dst, lambda f: shutil.copyfileobj(f_src, f))
     return dst
 
 

@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .cache import DatasetCache
-from .checkpoint import save_atomic
-from .errors import CheckpointError, CheckpointVersionError, DatasetError
+from .checkpoint import load, save_atomic
+from .errors import DatasetError
 from .stft import DFTConv
 
 FORMAT = "gesturegan-classifier"
@@ -217,14 +217,7 @@ def load_classifier(path: str | Path) -> LoadedClassifier:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no classifier at {path}; make one with 'gesturegan classifier train CACHE --out {path}'")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"{path} is not a readable classifier ({type(e).__name__}: {e})") from e
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a GestureGAN classifier (no '{FORMAT}' format tag)")
-    if not isinstance(state.get("version"), int) or state["version"] > VERSION:
-        raise CheckpointVersionError(f"{path} is classifier format version {state.get('version')}; this GestureGAN reads up to {VERSION}")
+    state = load(path, "cpu", FORMAT, VERSION, "classifier")
     model = GestureClassifier(len(state["categories"]), state["sample_rate"])
     model.load_state_dict(state["state"])
     model.eval()

@@ -146,16 +146,14 @@ class Trainer:
         if self.dist.world > 1:
             dist.barrier()
         found = ckpt.latest_loadable(self.out, "cpu", warn=self.log)
-        if found is None:
-            if self.dist.main:
-                write_json_atomic(self.out / "config.json", {"train": c.to_json(), "model": self.spec.to_json()})
-                self._save_checkpoint(score=False)  # step 0: something to roll back to
-            return
-        path, state = found
-        self._load_state(path, state)
-        self.log(f"resuming from {path.name} (step {self.step})")
+        if found is not None:
+            path, state = found
+            self._load_state(path, state)
+            self.log(f"resuming from {path.name} (step {self.step})")
         if self.dist.main:
             write_json_atomic(self.out / "config.json", {"train": c.to_json(), "model": self.spec.to_json()})
+            if found is None:
+                self._save_checkpoint(score=False)  # step 0: something to roll back to
 
     def _load_state(self, path: Path, state: dict) -> None:
         saved_cfg = TrainConfig.from_json(state["config"])

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from export.cli import main
 from train.classifier import load_classifier, mel_filterbank, split_by_file
@@ -146,3 +147,28 @@ def test_sort_files_confident_recordings_and_reports_the_rest(classifier, tmp_pa
     assert main(["dataset", "sort", str(src), "--into", str(tmp_path / "none"), "--classifier", str(classifier),
                  "--threshold", "1.0", "-q"]) == 0
     assert not (tmp_path / "none").exists()
+
+
+def test_research_commands_name_the_bad_input(corpus_dir, classifier, tmp_path, capsys):
+    one = tmp_path / "one-category"
+    build_cache(corpus_dir, one, IngestSettings(), categories=["trigger"], jobs=1, min_clips=1, progress=False)
+    cases = [
+        (["classifier", "train", str(one), "--out", str(tmp_path / "c.pt"), "-q"], "a classifier needs at least 2 categories"),
+        (["evaluate", str(tmp_path), "--classifier", str(classifier)], f"{tmp_path} holds no checkpoints"),
+        (["evaluate", str(tmp_path / "x.pt"), "--classifier", str(tmp_path / "missing.pt")], "no checkpoint at"),
+        (["dataset", "sort", str(corpus_dir), "--into", str(tmp_path / "d"), "--classifier", str(tmp_path / "missing.pt")],
+         "no classifier at"),
+        (["dataset", "sort", str(corpus_dir), "--into", str(tmp_path / "d"), "--classifier", str(classifier), "--threshold", "1.5"],
+         "threshold must be between 0 and 1, got 1.5"),
+        (["dataset", "sort", str(tmp_path / "nowhere"), "--into", str(tmp_path / "d"), "--classifier", str(classifier)],
+         "is not a folder of recordings"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    state = torch.load(classifier, weights_only=False)
+    state["version"] = 7
+    newer = tmp_path / "newer.pt"
+    torch.save(state, newer)
+    with pytest.raises(CheckpointError, match="classifier format version 7; this GestureGAN reads up to version 1"):
+        load_classifier(newer)
