@@ -11,12 +11,15 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import train.cli
+import instrument.inspect
+from instrument.errors import ModelFileError, ProviderError
 from train.errors import CheckpointError, DatasetError, ModelError, TrainingError
 
-from . import demo
+from . import commands, demo
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    DatasetError, ModelError, CheckpointError, TrainingError, FileNotFoundError, NotADirectoryError, PermissionError,
+    DatasetError, ModelError, CheckpointError, TrainingError, ModelFileError, ProviderError,
+    FileNotFoundError, NotADirectoryError, PermissionError,
 )
 
 
@@ -37,13 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Start with 'gesturegan demo'. Researchers: 'gesturegan dataset synth' makes the built-in "
             "corpus, 'gesturegan dataset build ROOT --out CACHE' turns your own recordings (ROOT/<category>/*.wav) "
-            "into training data, 'gesturegan train CACHE --out RUN' trains a generator on it. Every command has --help."
+            "into training data, 'gesturegan train CACHE --out RUN' trains a generator on it, 'gesturegan export RUN -o model.onnx' "
+            "makes the instrument's model file and 'gesturegan inspect model.onnx' shows it. Every command has --help."
         ),
     )
     p.add_argument("--version", action="version", version=f"gesturegan {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.register(sub)
     train.cli.register(sub)
+    commands.register(sub)
+    instrument.inspect.register(sub)
     return p
 
 
