@@ -322,7 +322,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
             raise ExportError(f"parity check failed, {out} was not written:\n{report.summary()}\n"
                               "(--force writes it anyway, flagged parity_forced=true in its metadata)")
         report.forced = True
-    worst_metric = max(bounds, key=lambda m: report.worst[m] / bounds[m])
+    worst_metric = max(bounds, key=lambda m: report.worst[m] / max(bounds[m], 1e-30))
     final = replace(info, extra={**info.extra, "parity_rel_error": f"{report.worst[worst_metric]:.3e}",
                                  "parity_bound": f"{bounds[worst_metric]:.0e}", "parity_metric": worst_metric,
                                  "parity_forced": "true" if report.forced else "false"})
