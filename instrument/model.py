@@ -39,7 +39,8 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
-def session_options(threads: int | None = None):
+def session_options(threads: int | None = None, allow_spinning: bool = False):
+    """The engine's session options; ``allow_spinning=True`` exists only so the benchmark can show why not."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -47,8 +48,9 @@ def session_options(threads: int | None = None):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    spin = "1" if allow_spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
     so.log_severity_level = 3  # errors only: a session's warnings are not a performer's business
     return so
 

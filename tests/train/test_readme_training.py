@@ -17,6 +17,8 @@ TINY_OVERRIDES = {
     "classifier": ["--epochs", "2", "-q"],
     "evaluate": ["-n", "4"],
     "dataset": ["-q"],
+    "export": ["--seed", "0"],
+    "inspect": ["--runs", "2"],
 }
 
 
@@ -41,3 +43,12 @@ def test_readme_training_commands_run_as_written(tiny_cache, corpus_dir, tmp_pat
     assert "test accuracy" in out and "inception score" in out and "sorted" in out
     assert (tmp_path / "runs" / "wavegan" / "best.pt").is_file() and (tmp_path / "runs" / "spec64" / "config.json").is_file()
     assert (tmp_path / "report.json").is_file() and (tmp_path / "generated.png").is_file()
+    assert (tmp_path / "wavegan.onnx").is_file() and (tmp_path / "spec64.onnx").is_file()
+    assert "model contract version 1: wavegan" in out and "precision fp16" not in out.split("wavegan.onnx:")[-1]
+    # the README's Python snippet for loading a model, run as written, on the file the commands made
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## For researchers: exporting a model") : text.index("## Benchmarks")]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    assert scope["audio"].shape == (2, 16384) and abs(scope["audio"]).max() <= 1.0
