@@ -104,8 +104,10 @@ def thread_scaling(onnx_path: Path, runs: int, warmup: int) -> dict:
     return out
 
 
-def two_sessions(onnx_path: Path, runs: int, spinning: bool, threads: int = 2) -> float:
-    """Two sessions generating at batch 1 at the same time (a hot-swap), median ms per call over both."""
+def two_sessions(onnx_path: Path, runs: int, spinning: bool, threads: int = 2) -> dict:
+    """Two sessions generating at batch 1 at the same time (a hot-swap): median wall ms per call over
+    both, and the CPU time the process burnt per call (spinning threads keep burning between calls,
+    which is CPU the audio and control threads do not get)."""
     import onnxruntime as ort
 
     data = onnx_path.read_bytes()
@@ -126,11 +128,14 @@ def two_sessions(onnx_path: Path, runs: int, spinning: bool, threads: int = 2) -
             time.sleep(0.002)  # the worker idles between requests, as in the engine
 
     ts = [threading.Thread(target=work, args=(s, k)) for k, s in enumerate(sessions)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return float(np.median(times)) * 1e3
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    calls = 2 * (runs + 3)
+    return {"wall_ms": float(np.median(times)) * 1e3, "cpu_ms_per_call": cpu / calls * 1e3, "cpu_load": cpu / wall}
 
 
 def main() -> None:
@@ -140,6 +145,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=default_threads())
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--sections", default="models,threads,spin", help="any of models, threads, spin (comma-separated)")
     args = ap.parse_args()
     if args.runs < 20 and not args.quick:
         ap.error("--runs must be >= 20 for the recorded table")
@@ -148,28 +154,40 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"torch {torch.__version__}, onnxruntime {ort.__version__}; {args.threads} thread(s) each")
+    sections = set(args.sections.split(","))
     names = QUICK if args.quick else tuple(MODELS)
-    rows = []
+    rows, scaling, spin = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in names:
-            rows += time_model(name, MODELS[name], folder, args.runs, args.warmup, args.threads)
-        small = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_size)[0]
-        mid = folder / "WaveGAN_d32.onnx"
-        scaling = {p.stem: thread_scaling(p, args.runs, args.warmup) for p in (small, mid) if p.exists()}
-        spin = {s: two_sessions(mid if mid.exists() else small, args.runs, s) for s in (False, True)}
+        if "models" in sections:
+            for name in names:
+                rows += time_model(name, MODELS[name], folder, args.runs, args.warmup, args.threads)
+        for d in (8, 32):  # the small and the mid-sized WaveGAN, exported here if the table did not
+            path = folder / f"WaveGAN_d{d}.onnx"
+            if not path.exists() and sections & {"threads", "spin"}:
+                write_checkpoint(path.with_suffix(".pt"), model_dim=d)
+                export_model(path.with_suffix(".pt"), path, seed=0)
+        if "threads" in sections:
+            scaling = {f"WaveGAN_d{d}": thread_scaling(folder / f"WaveGAN_d{d}.onnx", args.runs, args.warmup) for d in (8, 32)}
+        if "spin" in sections:
+            spin = {"off": two_sessions(folder / "WaveGAN_d32.onnx", args.runs, False),
+                    "on": two_sessions(folder / "WaveGAN_d32.onnx", args.runs, True)}
 
-    print("\n| model | parameters | file | batch | PyTorch eager | onnxruntime | ORT / PyTorch | real time (ORT) |")
-    print("|---|---|---|---|---|---|---|---|")
+    if rows:
+        print("\n| model | parameters | file | batch | PyTorch eager | onnxruntime | ORT / PyTorch | real time (ORT) |")
+        print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['params_m']:.2f}M | {r['size_mb']:.1f} MB | {r['batch']} | {r['torch_ms']:.2f} ms | "
               f"{r['ort_ms']:.2f} ms | {r['ratio']:.2f} | {r['rtf_ort']:,.0f}x |")
-    print("\nintra-op threads, batch 1 (ms):", {k: {t: round(v, 2) for t, v in d.items()} for k, d in scaling.items()})
-    print(f"two sessions at once, 2 threads each, batch 1: spinning off {spin[False]:.2f} ms, on {spin[True]:.2f} ms "
-          f"({spin[True] / spin[False]:.2f}x)")
+    if scaling:
+        print("\nintra-op threads, batch 1 (ms):", {k: {t: round(v, 2) for t, v in d.items()} for k, d in scaling.items()})
+    if spin:
+        print("two sessions at once, WaveGAN d=32, 2 threads each, batch 1, 2 ms between calls:")
+        for k, v in spin.items():
+            print(f"  spinning {k:<3}: {v['wall_ms']:.2f} ms per call, {v['cpu_ms_per_call']:.2f} ms CPU per call, "
+                  f"process CPU load {v['cpu_load']:.2f} cores")
     if args.json:
-        args.json.write_text(json.dumps(dict(rows=rows, threads=args.threads, scaling=scaling,
-                                             two_sessions={"off": spin[False], "on": spin[True]}), indent=1))
+        args.json.write_text(json.dumps(dict(rows=rows, threads=args.threads, scaling=scaling, two_sessions=spin), indent=1))
 
 
 if __name__ == "__main__":
