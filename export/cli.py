@@ -23,7 +23,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _version() -> str:
+def package_version() -> str:
     try:
         return version("gesturegan")
     except PackageNotFoundError:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             "makes the instrument's model file and 'gesturegan inspect model.onnx' shows it. Every command has --help."
         ),
     )
-    p.add_argument("--version", action="version", version=f"gesturegan {_version()}")
+    p.add_argument("--version", action="version", version=f"gesturegan {package_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.register(sub)
     train.cli.register(sub)

@@ -229,15 +229,6 @@ def _with_metadata(data: bytes, meta: dict[str, str], half: bool, doc: str, half
     return proto.SerializeToString()
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("gesturegan")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False, griffin_lim_iters: int | None = None,
                  force: bool = False, seed: int | None = None, threads: int | None = None) -> ExportReport:
     """Export ``checkpoint`` (a ``.pt`` file or a run folder) to ``out``; see the module docstring."""
@@ -247,8 +238,13 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
     from train.models import Synthesizer
     from train.stft import DFTConv, SpecToAudio
 
+    from .cli import package_version
+
     t0 = time.perf_counter()
     src = resolve(checkpoint)
+    if src.suffix.lower() == ".onnx":
+        raise ExportError(f"{src} is already an exported model; export takes a checkpoint (.pt) or a run folder "
+                          f"(to look at the model: gesturegan inspect {src})")
     synth, spec, state = load_synthesizer(src)
     _check_finite(synth.state_dict(), str(src))
     notes: list[str] = []
@@ -273,7 +269,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
         latent_distribution="uniform", categories=spec.categories, training_steps=int(state.get("step", 0)), dataset=dataset,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), contract_version=CONTRACT_VERSION,
         extra={"precision": precision, "model_spec": json.dumps(spec.to_json(), sort_keys=True),
-               "producer_version": _version(), "checkpoint": f"{src.parent.name}/{src.name}"},
+               "producer_version": package_version(), "checkpoint": f"{src.parent.name}/{src.name}"},
     )
 
     class Contract(torch.nn.Module):  # the contract's output range, whatever the generator's last layer

@@ -103,7 +103,8 @@ def open_session(model: bytes, provider: str = "auto", threads: int | None = Non
             why = "onnxruntime could not start its CUDA provider (CUDA or cuDNN libraries missing or of the wrong version)"
         if provider == "cuda":
             raise ProviderError(f"--provider cuda: {why}; use --provider cpu or auto")
-        note = f"CPU, because {why}" if why != "no NVIDIA driver found" else ""
+        if worth:  # a GPU is there and CUDA did not start: worth saying; a machine without one is the normal case
+            note = f"CPU, because {why}"
     return _create(ort, model, so, [_ORT["cpu"]], source), "cpu", note
 
 

@@ -169,6 +169,9 @@ def test_foreign_missing_and_unknown_checkpoints(tmp_path):
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a GestureGAN checkpoint"):
         export_model(tmp_path / "foreign.pt", tmp_path / "m.onnx")
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x08")
+    with pytest.raises(ExportError, match="already an exported model"):
+        export_model(tmp_path / "model.onnx", tmp_path / "m.onnx")
     (tmp_path / "text.pt").write_text("hello")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         export_model(tmp_path / "text.pt", tmp_path / "m.onnx")
