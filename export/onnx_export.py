@@ -236,7 +236,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
 
     from train.checkpoint import load_synthesizer, resolve
     from train.models import Synthesizer
-    from train.stft import DFTConv, SpecToAudio
+    from train.stft import DFTConv
 
     from .cli import package_version
 
