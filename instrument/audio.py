@@ -1,0 +1,222 @@
+"""Audio output: the callback, and the sinks the engine plays into.
+
+**The callback** (:func:`make_callback`) is the only code that runs on the audio thread. It copies
+frames from the ring buffer into PortAudio's buffer, fills any shortfall with silence and counts an
+underrun, and notes the block's output (DAC) time in a preallocated array. No locks, no logging, no
+allocation beyond numpy's slice views, no I/O.
+
+**Sinks** share one small interface: ``block_frames``, ``start(ring)``, ``stop()``, ``close()``,
+``stats()``.
+
+- :class:`SoundDeviceSink` plays on a sound card through sounddevice/PortAudio.
+- :class:`MemorySink` drives the same callback from a test, collecting the output in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from .ringbuffer import RingBuffer
+
+TIMESTAMPS = 4096  # (first frame, DAC time) of the last blocks, for latency measurement
+
+UNDERRUNS, DEVICE_UNDERFLOWS, CALLBACKS, FRAMES = range(4)
+
+
+class AudioDeviceError(RuntimeError):
+    """No usable audio device, a rate it cannot do, or a device that is busy; the message lists devices."""
+
+
+def make_callback(ring: RingBuffer, counters: np.ndarray, stamps: np.ndarray):
+    """A sounddevice output callback that only copies. ``counters`` (int64 [4]) and ``stamps``
+    (float64 [TIMESTAMPS, 2]) are preallocated by the caller and read by other threads."""
+
+    def callback(outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        got = ring.readinto(outdata)
+        if got < frames:
+            outdata[got:] = 0.0
+            counters[UNDERRUNS] += 1
+        if status.output_underflow:
+            counters[DEVICE_UNDERFLOWS] += 1
+        k = counters[CALLBACKS] % TIMESTAMPS
+        stamps[k, 0] = counters[FRAMES]
+        stamps[k, 1] = time_info.outputBufferDacTime
+        counters[CALLBACKS] += 1
+        counters[FRAMES] += frames
+
+    return callback
+
+
+class _Sink:
+    block_frames: int
+
+    def __init__(self) -> None:
+        self.counters = np.zeros(4, np.int64)
+        self.stamps = np.zeros((TIMESTAMPS, 2), np.float64)
+
+    def stats(self) -> dict:
+        c = self.counters
+        return {"underruns": int(c[UNDERRUNS]), "device_underflows": int(c[DEVICE_UNDERFLOWS]),
+                "callbacks": int(c[CALLBACKS]), "frames": int(c[FRAMES])}
+
+    def dac_time_of(self, frame: int) -> float | None:
+        """The output time of sample ``frame`` (counted from the stream's start), from the callback's
+        stamps, or None if that block is not (or no longer) among them."""
+        n = int(self.counters[CALLBACKS])
+        lo = max(0, n - TIMESTAMPS)
+        for i in range(n - 1, lo - 1, -1):
+            k = i % TIMESTAMPS
+            first = self.stamps[k, 0]
+            if first <= frame:
+                return float(self.stamps[k, 1] + (frame - first) / self.sample_rate)
+        return None
+
+
+class _Status:
+    output_underflow = False
+
+
+class _Time:
+    def __init__(self, t: float) -> None:
+        self.outputBufferDacTime = t
+        self.currentTime = t
+
+
+class MemorySink(_Sink):
+    """A sink for tests: :meth:`pull` runs the real callback block by block, waiting (not real time) until
+    the engine has rendered each block, and keeps what came out."""
+
+    def __init__(self, sample_rate: int, block_frames: int, channels: int = 2, wait: bool = True) -> None:
+        super().__init__()
+        self.sample_rate, self.block_frames, self.channels, self.wait = sample_rate, block_frames, channels, wait
+        self.ring: RingBuffer | None = None
+        self._callback = None
+        self.blocks: list[np.ndarray] = []
+
+    def start(self, ring: RingBuffer) -> None:
+        self.ring = ring
+        self._callback = make_callback(ring, self.counters, self.stamps)
+
+    def pull(self, n_blocks: int, timeout: float = 10.0) -> np.ndarray:
+        assert self.ring is not None and self._callback is not None, "start the engine first"
+        out = []
+        for _ in range(n_blocks):
+            deadline = time.monotonic() + timeout
+            while self.wait and self.ring.read_available < self.block_frames and time.monotonic() < deadline:
+                time.sleep(0.0002)
+            buf = np.empty((self.block_frames, self.channels), np.float32)
+            self._callback(buf, self.block_frames, _Time(self.counters[FRAMES] / self.sample_rate), _Status())
+            out.append(buf)
+        self.blocks += out
+        return np.concatenate(out)
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def list_devices() -> str:
+    """The output devices PortAudio sees, one per line (or why there are none)."""
+    try:
+        import sounddevice as sd
+
+        devices = sd.query_devices()
+        apis = sd.query_hostapis()
+    except Exception as e:  # noqa: BLE001 - PortAudio missing or broken: say so
+        return f"  (PortAudio is not usable: {e})"
+    lines = []
+    for i, d in enumerate(devices):
+        if d["max_output_channels"] > 0:
+            lines.append(f"  {i:>3}  {d['name']}  [{apis[d['hostapi']]['name']}], {d['max_output_channels']} out, "
+                         f"default {d['default_samplerate']:.0f} Hz")
+    return "\n".join(lines) if lines else "  (no output devices: is a sound card or a JACK server there?)"
+
+
+class SoundDeviceSink(_Sink):
+    """Plays on an output device through sounddevice. ``device``: index, name substring, or None (the
+    default output)."""
+
+    def __init__(self, sample_rate: int, block_frames: int, channels: int = 2, device: int | str | None = None,
+                 latency: str | float = "low") -> None:
+        super().__init__()
+        import sounddevice as sd
+
+        self.sample_rate, self.block_frames, self.channels, self.device = sample_rate, block_frames, channels, device
+        try:
+            sd.check_output_settings(device=device, samplerate=sample_rate, channels=channels, dtype="float32")
+        except Exception as e:  # noqa: BLE001 - PortAudioError or ValueError, with PortAudio's own words
+            raise AudioDeviceError(f"cannot play on device {device if device is not None else '(default)'} at {sample_rate} Hz, "
+                                   f"{channels} channels: {e}\noutput devices:\n{list_devices()}") from None
+        self._sd = sd
+        self._latency = latency
+        self.stream = None
+        self.output_latency_s: float | None = None
+
+    def start(self, ring: RingBuffer) -> None:
+        try:
+            self.stream = self._sd.OutputStream(
+                samplerate=self.sample_rate, blocksize=self.block_frames, channels=self.channels, dtype="float32",
+                device=self.device, latency=self._latency, callback=make_callback(ring, self.counters, self.stamps))
+            self.stream.start()
+        except Exception as e:  # noqa: BLE001
+            raise AudioDeviceError(f"cannot open the output stream (busy or gone?): {e}\noutput devices:\n{list_devices()}") from None
+        self.output_latency_s = float(self.stream.latency)
+
+    def stream_time(self) -> float:
+        """The stream clock, the one ``dac_time_of`` answers in."""
+        return float(self.stream.time) if self.stream is not None else 0.0
+
+    def stop(self) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.stop()
+            except Exception:  # noqa: BLE001 - stopping a dead stream must not raise on the way out
+                pass
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stop()
+            try:
+                self.stream.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.stream = None
+
+
+class Recorder:
+    """Writes what the engine renders to a WAV from its own thread (never the audio thread): the engine
+    thread hands it each block (a copy) through a queue."""
+
+    def __init__(self, path, sample_rate: int, channels: int) -> None:
+        import queue
+
+        import soundfile as sf
+
+        self.path = path
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype="FLOAT")
+        self._thread = threading.Thread(target=self._run, name="gesturegan-recorder", daemon=True)
+        self._thread.start()
+        self.frames = 0
+
+    def __call__(self, block: np.ndarray, at: int) -> None:
+        self._q.put(block.copy())
+
+    def _run(self) -> None:
+        while True:
+            block = self._q.get()
+            if block is None:
+                break
+            self._file.write(block)
+            self.frames += len(block)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=10)
+        self._file.close()

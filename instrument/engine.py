@@ -1,0 +1,580 @@
+"""The engine: parameter state, scheduler, voices, mixer and safety chain, run block by block.
+
+Threads and who owns what::
+
+    any thread ── Engine.set / trigger / note_on / ... ──> command queue ─┐
+                                                                         v
+    engine thread: drains commands into a time-ordered heap, renders blocks (process_block) into the ring
+    generation worker: runs the model (instrument.worker), fills the clip cache
+    audio callback (instrument.audio): copies from the ring; nothing else
+
+Every command carries a sample time on the engine clock (``at=``; ``None`` means "as soon as
+possible", i.e. the next sample the engine renders) and takes effect at exactly that sample: a block is
+cut at event times and rendered in pieces. Gains and pitch glide (:class:`~instrument.dsp.Smoother`).
+
+**One path for live and offline.** :meth:`Engine.process_block` is all there is. Live, the engine
+thread calls it whenever the ring has room; offline, :meth:`Engine.render` calls it in a loop and writes
+a WAV. With ``sync=True`` a clip that is not cached is generated on the spot, in the engine's own
+thread, so the output does not depend on timing: an offline render and the same events played through
+the live path (an in-memory sink) give the same samples.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .dsp import SafetyChain, Smoother, db_to_gain
+from .errors import ModelFileError
+from .latent import LatentSpace, category_mix, clip_key, one_hot
+from .model import GeneratorModel, load_model
+from .params import N_MACROS, ParamError, build_table, weight_id
+from .ringbuffer import RingBuffer
+from .voices import STEAL_S, Layer, Voice, pitch_ratio
+from .worker import GenerationWorker, Request
+
+LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
+PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    sample_rate: int = 48000
+    block_frames: int = 128
+    channels: int = 2
+    buffer_blocks: int = 2  # how far the engine renders ahead of the audio callback (latency vs safety)
+    seed: int = 0  # trigger variations and layer drift are drawn from this
+    provider: str = "auto"
+    threads: int | None = None
+    max_batch: int = 8
+
+    def __post_init__(self) -> None:
+        if not 8000 <= self.sample_rate <= 384000:
+            raise ValueError(f"sample_rate must be between 8000 and 384000 Hz, got {self.sample_rate}")
+        if not 1 <= self.block_frames <= 8192:
+            raise ValueError(f"block_frames must be between 1 and 8192, got {self.block_frames}")
+        if not 1 <= self.channels <= 64:
+            raise ValueError(f"channels must be between 1 and 64, got {self.channels}")
+        if not 1 <= self.buffer_blocks <= 64:
+            raise ValueError(f"buffer_blocks must be between 1 and 64, got {self.buffer_blocks}")
+
+
+@dataclass
+class Telemetry:
+    """Counters, all counted off the audio thread except ``underruns``, which the callback bumps."""
+
+    blocks: int = 0
+    late_events: int = 0
+    late_triggers: int = 0  # triggers whose clip was not ready in time (started later)
+    dropped_triggers: int = 0
+    stolen_voices: int = 0
+    regenerations: int = 0
+    model_swaps: int = 0
+    model_errors: int = 0
+    last_error: str = ""
+    render_seconds: float = 0.0  # time spent in process_block
+    trigger_delays: list[int] = field(default_factory=list)  # samples from a trigger's time to its first sound
+
+
+@dataclass(order=True)
+class _Event:
+    time: int
+    seq: int
+    kind: str = field(compare=False)
+    args: tuple = field(compare=False, default=())
+    asap: bool = field(compare=False, default=False)
+    posted: float = field(compare=False, default=0.0)
+
+
+class Engine:
+    """The instrument. ``with Engine("model.onnx") as eng: eng.trigger("trigger")`` (see ``sink``).
+
+    ``model``: a path or a loaded :class:`~instrument.model.GeneratorModel`. ``sink``: where the sound
+    goes when :meth:`start` is called (:class:`~instrument.audio.SoundDeviceSink`, or
+    :class:`~instrument.audio.MemorySink` in tests); ``None`` for offline use with :meth:`render`.
+    """
+
+    def __init__(self, model: str | Path | GeneratorModel, config: EngineConfig = EngineConfig(), sink: Any = None,
+                 *, sync: bool = False, prefetch: bool = True) -> None:
+        if not isinstance(model, GeneratorModel):
+            model = load_model(model, provider=config.provider, threads=config.threads)
+        self.config = config
+        self.sample_rate = config.sample_rate
+        self.info = model.info
+        self.table = build_table(self.info.categories)
+        self.values = self.table.defaults()
+        self.space = LatentSpace(self.info)
+        self.worker = GenerationWorker(model, config.sample_rate, config.max_batch)
+        self.sync = sync
+        self.prefetch_enabled = prefetch and not sync
+        self.sink = sink
+        self.telemetry = Telemetry()
+        self.safety = SafetyChain(config.sample_rate, self.values["ceiling"], self.values["gain"])
+        sr = config.sample_rate
+        self._voices_gain = Smoother(db_to_gain(self.values["voices_db"]), self.table["voices_db"].smoothing_s, sr)
+        self._layer_gain = Smoother(db_to_gain(self.values["layer_db"]), self.table["layer_db"].smoothing_s, sr)
+        self._pitch = Smoother(self.values["pitch"], self.table["pitch"].smoothing_s, sr)
+        self.voices: list[Voice] = []
+        self.layer = Layer()
+        self._rng = np.random.default_rng(config.seed)
+        self._commands: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        self._heap: list[_Event] = []
+        self._seq = itertools.count()
+        self._t = 0  # the next sample the engine renders
+        self._dirty = True  # latent or mix changed since the last look
+        self._z = np.zeros(self.info.latent_dim, np.float32)
+        self._mix = np.zeros(self.info.n_categories, np.float32)
+        self._variant_count: dict[bytes, int] = {}
+        self._waiting: list[tuple[bytes, int, float, float, int | None]] = []  # (key, time, velocity, ratio, note)
+        self._layer_want: tuple[bytes, np.ndarray] | None = None
+        self._layer_last_request = -10**12
+        self._layer_next: tuple[bytes, np.ndarray] | None = None  # the drifted clip to move on to
+        self._swap_thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._wake = threading.Event()
+        self.ring: RingBuffer | None = None
+        self.block_listeners: list[Callable[[np.ndarray, int], None]] = []  # e.g. the recorder (engine thread)
+        self.applied: list[tuple[str, int, float]] = []  # (kind, sample applied, perf_counter posted): for latency measurement
+        self.keep_applied = False
+        self._update_controls()
+
+    # --- public API (any thread) -------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The engine clock: the next sample to be rendered."""
+        return self._t
+
+    def _post(self, kind: str, args: tuple = (), at: int | None = None) -> None:
+        if at is not None and (not isinstance(at, (int, np.integer)) or at < 0):
+            raise ValueError(f"at must be a sample time >= 0 on the engine clock, got {at!r}")
+        ev = _Event(int(at) if at is not None else -1, next(self._seq), kind, args, at is None, time.perf_counter())
+        self._commands.put(ev)
+        self._wake.set()
+
+    def set(self, pid: str, value: object, at: int | None = None) -> float:
+        """Set parameter ``pid``; returns the value it will take (clamped per the table). Raises
+        :class:`~instrument.params.ParamError` for an unknown id, NaN/Inf, a wrong type or a refused value."""
+        v = self.table.coerce(pid, value)
+        self._post("set", (pid, v), at)
+        return v
+
+    def set_mix(self, weights: dict[str, float] | list[float] | np.ndarray, at: int | None = None) -> None:
+        """Set every ``weight.<category>`` at once (and switch ``mix_mode`` to weights)."""
+        if isinstance(weights, dict):
+            unknown = set(weights) - set(self.info.categories)
+            if unknown:
+                raise ParamError(f"unknown categories {sorted(unknown)}; this model has {list(self.info.categories)}")
+            items = [(weight_id(c), self.table.coerce(weight_id(c), weights.get(c, 0.0))) for c in self.info.categories]
+        else:
+            w = list(weights)
+            if len(w) != self.info.n_categories:
+                raise ParamError(f"the mix needs {self.info.n_categories} weights, got {len(w)}")
+            items = [(weight_id(c), self.table.coerce(weight_id(c), x)) for c, x in zip(self.info.categories, w)]
+        self._post("set_many", (tuple(items) + (("mix_mode", 0.0),),), at)
+
+    def morph(self, x: float, y: float, at: int | None = None) -> None:
+        """Move the XY pad (and switch ``mix_mode`` to xy)."""
+        self._post("set_many", ((("morph_x", self.table.coerce("morph_x", x)), ("morph_y", self.table.coerce("morph_y", y)),
+                                 ("mix_mode", 1.0)),), at)
+
+    def _category_index(self, category: str | int | None) -> int | None:
+        if category is None:
+            return None
+        if isinstance(category, str):
+            if category not in self.info.categories:
+                raise ParamError(f"unknown category {category!r}; this model has {', '.join(self.info.categories)}")
+            return self.info.categories.index(category)
+        if not 0 <= int(category) < self.info.n_categories:
+            raise ParamError(f"category index must be 0..{self.info.n_categories - 1}, got {category}")
+        return int(category)
+
+    @staticmethod
+    def _unit(name: str, value: float, lo: float, hi: float) -> float:
+        v = float(value)
+        if not math.isfinite(v):
+            raise ParamError(f"{name} must be a finite number, got {value!r}")
+        return min(max(v, lo), hi)
+
+    def trigger(self, category: str | int | None = None, velocity: float = 1.0, pitch: float = 0.0, at: int | None = None) -> None:
+        """Play a one-shot gesture: of ``category`` (name or index), or of the current mix when None;
+        ``velocity`` 0..1 (gain = velocity^2), ``pitch`` in semitones on top of the ``pitch`` parameter."""
+        self._post("trigger", (self._category_index(category), self._unit("velocity", velocity, 0, 1),
+                               self._unit("pitch", pitch, -48, 48), None), at)
+
+    def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = 60, at: int | None = None) -> None:
+        if not 0 <= int(note) <= 127:
+            raise ParamError(f"note must be 0..127, got {note}")
+        self._post("trigger", (self._category_index(category), self._unit("velocity", velocity, 0, 1), float(int(note) - root), int(note)), at)
+
+    def note_off(self, note: int, at: int | None = None) -> None:
+        self._post("note_off", (int(note),), at)
+
+    def all_notes_off(self, at: int | None = None) -> None:
+        self._post("all_off", (), at)
+
+    def load_model(self, path: str | Path, on_done: Callable[[str | None], None] | None = None) -> None:
+        """Hot-swap: load ``path`` in a background thread; when it is ready, later clips come from it and
+        the layer crossfades to it. A file that fails the contract (or has other categories) is refused
+        and the old model keeps playing; ``on_done(error or None)`` is called either way."""
+
+        def work() -> None:
+            err = None
+            try:
+                model = load_model(path, provider=self.config.provider, threads=self.config.threads)
+                if model.info.categories != self.info.categories or model.info.latent_dim != self.info.latent_dim:
+                    model.close()
+                    raise ModelFileError(f"{path}: categories {list(model.info.categories)} / latent {model.info.latent_dim} differ "
+                                         f"from the playing model's {list(self.info.categories)} / {self.info.latent_dim}; "
+                                         "hot-swap needs the same ones (restart with the new model instead)")
+                self._post("swap", (model,))
+            except Exception as e:  # noqa: BLE001 - reported, never raised into the music
+                err = str(e)
+                self.telemetry.model_errors += 1
+                self.telemetry.last_error = err
+            if on_done is not None:
+                on_done(err)
+
+        self._swap_thread = threading.Thread(target=work, name="gesturegan-model-load", daemon=True)
+        self._swap_thread.start()
+
+    # --- rendering (engine thread) ------------------------------------------------------------------------
+
+    def _update_controls(self) -> None:
+        v = self.values
+        macros = np.array([v[f"macro{i}"] for i in range(1, N_MACROS + 1)], np.float32)
+        self._z = self.space.latent(int(v["seed"]), macros, v["radius"])
+        self._mix = category_mix(v, self.info.categories)
+        self._dirty = True
+
+    def _key(self, z: np.ndarray, mix: np.ndarray) -> bytes:
+        return clip_key(self.worker.model_id, z, mix)
+
+    def _variant(self, mix: np.ndarray, n: int) -> tuple[bytes, np.ndarray]:
+        """The ``n``-th trigger variant around the current latent for ``mix``: a deterministic
+        neighbour (seeded by the base key and n), so render-ahead can make it before it is asked for."""
+        base = self._key(self._z, mix)
+        variation = self.values["variation"]
+        if variation <= 0:
+            return base, self._z
+        seed = int.from_bytes(base[:8], "little") ^ (n * 0x9E3779B97F4A7C15 & (2**64 - 1))
+        z = self.space.neighbour(self._z, variation, np.random.default_rng(seed))
+        return self._key(z, mix), z
+
+    def _clip(self, key: bytes, z: np.ndarray, mix: np.ndarray) -> np.ndarray | None:
+        clip = self.worker.get(key)
+        if clip is None and self.sync:
+            self.worker.generate_now([Request(key, z, mix, self.worker.model_id)])
+            clip = self.worker.get(key)
+        elif clip is None:
+            self.worker.request(Request(key, z, mix, self.worker.model_id))
+        return clip
+
+    def _start_voice(self, clip: np.ndarray, velocity: float, ratio: float, note: int | None, at: int) -> None:
+        poly = int(self.values["polyphony"])
+        sounding = [vc for vc in self.voices if not vc.releasing]
+        while len(sounding) >= poly:  # steal the quietest, quickly but without a click
+            victim = min(sounding, key=lambda vc: vc.loudness)
+            victim.release(int(STEAL_S * self.sample_rate))
+            sounding.remove(victim)
+            self.telemetry.stolen_voices += 1
+        if len(self.voices) >= 4 * poly:  # release tails pile up under very fast triggering: drop the oldest tail
+            self.voices.remove(min((vc for vc in self.voices if vc.releasing), key=lambda vc: vc.started_at, default=self.voices[0]))
+        sr = self.sample_rate
+        self.voices.append(Voice(clip, ratio, velocity * velocity, int(self.values["attack"] * sr), int(self.values["release"] * sr),
+                                 note, at))
+
+    def _apply(self, ev: _Event, at: int) -> None:
+        kind, a = ev.kind, ev.args
+        if self.keep_applied:
+            self.applied.append((kind, at, ev.posted))
+        if kind == "set":
+            self._set(a[0], a[1])
+        elif kind == "set_many":
+            for pid, v in a[0]:
+                self._set(pid, v)
+        elif kind == "trigger":
+            cat, velocity, semis, note = a
+            mix = self._mix if cat is None else one_hot(cat, self.info.n_categories)
+            base = self._key(self._z, mix)
+            n = self._variant_count.get(base, 0)
+            self._variant_count[base] = n + 1
+            key, z = self._variant(mix, n)
+            ratio = pitch_ratio(self._pitch.target + semis)
+            clip = self._clip(key, z, mix)
+            if clip is not None:
+                self._start_voice(clip, velocity, ratio, note, at)
+                self.telemetry.trigger_delays.append(0)
+            else:
+                self._waiting.append((key, at, velocity, ratio, note))
+            self._dirty = True  # the next variant should be rendered ahead
+        elif kind == "note_off":
+            for vc in self.voices:
+                if vc.note == a[0]:
+                    vc.release()
+            self._waiting = [w for w in self._waiting if w[4] != a[0]]
+        elif kind == "all_off":
+            for vc in self.voices:
+                vc.release()
+            self._waiting.clear()
+        elif kind == "swap":
+            self.worker.swap(a[0])
+            self.telemetry.model_swaps += 1
+            self._variant_count.clear()
+            self._dirty = True
+            self._layer_last_request = -10**12  # the layer moves to the new model now
+
+    def _set(self, pid: str, v: float) -> None:
+        self.values[pid] = v
+        if pid == "gain":
+            self.safety.set_gain_db(v)
+        elif pid == "ceiling":
+            self.safety.set_ceiling_db(v)
+        elif pid == "voices_db":
+            self._voices_gain.set(db_to_gain(v))
+        elif pid == "layer_db":
+            self._layer_gain.set(db_to_gain(v))
+        elif pid == "pitch":
+            self._pitch.set(v)
+        elif pid == "layer":
+            if v < 0.5:
+                self.layer.stop(self._crossfade_n())
+                self._layer_want = None
+            else:
+                self._dirty = True
+                self._layer_last_request = -10**12
+        elif pid in LATENT_PARAMS or pid.startswith("weight.") or pid in ("mix_mode", "morph_x", "morph_y", "variation"):
+            self._update_controls()
+
+    def _crossfade_n(self) -> int:
+        return max(1, int(self.values["crossfade"] * self.sample_rate))
+
+    def _housekeeping(self) -> None:
+        """Once per block: clips that arrived, the layer's next clip, render-ahead."""
+        self.worker.done()  # arrivals are looked up in the cache below; draining keeps the deque short
+        if self._waiting:
+            still = []
+            for key, t, velocity, ratio, note in self._waiting:
+                clip = self.worker.get(key)
+                if clip is None:
+                    still.append((key, t, velocity, ratio, note))
+                else:
+                    self._start_voice(clip, velocity, ratio, note, self._t)
+                    self.telemetry.late_triggers += 1
+                    self.telemetry.trigger_delays.append(self._t - t)
+            self._waiting = still[-64:]
+            self.telemetry.dropped_triggers += max(0, len(still) - 64)
+        if self.values["layer"] >= 0.5:
+            self._layer_step()
+        if self._dirty:
+            self._dirty = False
+            if self.prefetch_enabled:
+                self._render_ahead()
+
+    def _layer_step(self) -> None:
+        sr, xf = self.sample_rate, self._crossfade_n()
+        key = self._key(self._z, self._mix)
+        interval = int(sr / self.values["layer_rate"])
+        if self.layer.key != key and (self._layer_want is None or self._layer_want[0] != key):
+            if self._t - self._layer_last_request >= interval:  # controls moved: regenerate, at most layer_rate per second
+                self._layer_want = (key, self._z)
+                self._layer_last_request = self._t
+                self._clip(key, self._z, self._mix)
+                self.telemetry.regenerations += 1
+        if self._layer_want is not None:
+            clip = self.worker.get(self._layer_want[0])
+            if clip is not None and not self.layer.fading:
+                self.layer.offer(clip, self._layer_want[0], xf)
+                self._layer_want = None
+                self._layer_next = None
+            return
+        if self.layer.fading or not self.layer.active:
+            return
+        ratio = pitch_ratio(self._pitch.value)
+        drift = self.values["layer_drift"]
+        if drift > 0 and self.values["layer_loop"] < 0.5 and self._layer_next is None:
+            z = self.space.neighbour(self._z, drift, self._rng)  # ask early: a whole clip of time to make it
+            nk = self._key(z, self._mix)
+            self._layer_next = (nk, z)
+            self._clip(nk, z, self._mix)
+        if self.layer.remaining(ratio) <= xf + self.config.block_frames:
+            nxt = self._layer_next
+            clip = self.worker.get(nxt[0]) if nxt is not None else None
+            if clip is not None:
+                self.layer.offer(clip, nxt[0], xf)
+                self._layer_next = None
+            else:  # loop mode, no drift, or the next clip is late: cover with the last good one
+                self.layer.offer(self.layer.clip, self.layer.key, xf)
+
+    def _render_ahead(self) -> None:
+        reqs = []
+        mixes = [self._mix] + [one_hot(i, self.info.n_categories) for i in range(self.info.n_categories)]
+        for mix in mixes:
+            base = self._key(self._z, mix)
+            n0 = self._variant_count.get(base, 0)
+            for n in range(n0, n0 + PREFETCH_VARIANTS):
+                key, z = self._variant(mix, n)
+                if self.worker.get(key) is None:
+                    reqs.append(Request(key, z, mix, self.worker.model_id))
+                if self.values["variation"] <= 0:
+                    break
+        self.worker.prefetch(reqs)
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                ev = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if ev.asap:
+                ev.time = self._t
+            heapq.heappush(self._heap, ev)
+
+    def _render_span(self, out: np.ndarray, start: int, stop: int) -> None:
+        n = stop - start
+        if n <= 0:
+            return
+        ratio_now = pitch_ratio(self._pitch.value)
+        self._pitch.block(n)
+        acc = np.zeros(n, np.float32)
+        for vc in self.voices:  # a voice keeps the pitch it started with; the layer follows the pitch knob
+            acc += vc.render(n)
+        self.voices = [vc for vc in self.voices if not vc.done]
+        acc *= self._voices_gain.block(n)
+        if self.layer.active or self.layer.fading:
+            acc += self.layer.render(n, ratio_now) * self._layer_gain.block(n)
+        out[start:stop] = acc
+
+    def process_block(self, frames: int | None = None) -> np.ndarray:
+        """Render the next ``frames`` (default one block) samples: ``[frames, channels]`` float32."""
+        t0 = time.perf_counter()
+        n = frames or self.config.block_frames
+        self._drain_commands()
+        self._housekeeping()
+        mono = np.zeros(n, np.float32)
+        pos = 0
+        end = self._t + n
+        while self._heap and self._heap[0].time < end:
+            ev = heapq.heappop(self._heap)
+            if ev.time < self._t and not ev.asap:
+                self.telemetry.late_events += 1
+            at = max(ev.time, self._t + pos)
+            self._render_span(mono, pos, at - self._t)
+            pos = at - self._t
+            self._apply(ev, at)
+        self._render_span(mono, pos, n)
+        safe = self.safety.process(mono)
+        out = np.repeat(safe[:, None], self.config.channels, axis=1) if self.config.channels > 1 else safe[:, None]
+        for listener in self.block_listeners:
+            listener(out, self._t)
+        self._t = end
+        self.telemetry.blocks += 1
+        self.telemetry.render_seconds += time.perf_counter() - t0
+        return out
+
+    # --- offline --------------------------------------------------------------------------------------------
+
+    def render(self, seconds: float, path: str | Path | None = None, progress: bool = False, subtype: str = "FLOAT") -> np.ndarray | None:
+        """Render ``seconds`` from the current clock with the events already posted (``at=`` sample times).
+        With ``path``: write a WAV (temporary file, renamed at the end) and return None; else return the audio."""
+        from .offline import render_to
+
+        return render_to(self, seconds, path, progress, subtype)
+
+    # --- live ---------------------------------------------------------------------------------------------
+
+    def start(self) -> "Engine":
+        """Start the worker, the engine thread and the sink (the sink's stream starts with the ring pre-filled)."""
+        if self._running:
+            return self
+        self.worker.start()
+        if self.sink is None:
+            self._running = True
+            return self
+        b = self.config.block_frames
+        cap = 1
+        while cap < max(4 * b * self.config.buffer_blocks, 2 * self.sink.block_frames):
+            cap *= 2
+        self.ring = RingBuffer(cap, self.config.channels)
+        target = self.config.buffer_blocks * b
+        while self.ring.read_available < target:
+            self.ring.write(self.process_block())
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="gesturegan-engine", daemon=True)
+        self._thread.start()
+        self.sink.start(self.ring)
+        return self
+
+    def _loop(self) -> None:
+        ring, b = self.ring, self.config.block_frames
+        assert ring is not None
+        target = max(self.config.buffer_blocks * b, self.sink.block_frames)
+        period = b / self.sample_rate
+        while self._running:
+            while ring.read_available < target + b and ring.write_available >= b and self._running:
+                ring.write(self.process_block())
+            self._wake.wait(period / 2)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake.set()
+        if self.sink is not None:
+            self.sink.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._swap_thread is not None:
+            self._swap_thread.join(timeout=30)
+        self.worker.close()
+        if self.sink is not None:
+            self.sink.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def status(self) -> dict:
+        """A snapshot of the counters and the state, for the terminal view, OSC replies and tests."""
+        p50, p99 = self.worker.inference_percentiles()
+        sink_stats = self.sink.stats() if self.sink is not None else {}
+        tel = self.telemetry
+        return {
+            "time_s": self._t / self.sample_rate,
+            "underruns": sink_stats.get("underruns", 0),
+            "device_underflows": sink_stats.get("device_underflows", 0),
+            "late_events": tel.late_events,
+            "late_triggers": tel.late_triggers,
+            "dropped_triggers": tel.dropped_triggers,
+            "stolen_voices": tel.stolen_voices,
+            "voices": len(self.voices),
+            "layer": bool(self.layer.active),
+            "regenerations": tel.regenerations,
+            "inference_ms_p50": p50,
+            "inference_ms_p99": p99,
+            "queue_depth": self.worker.queue_depth,
+            "clips_generated": self.worker.clips,
+            "bad_clips": self.worker.bad_clips,
+            "nonfinite_samples": self.safety.nonfinite_samples,
+            "limited_blocks": self.safety.limited_blocks,
+            "model_swaps": tel.model_swaps,
+            "model_errors": tel.model_errors + self.worker.errors,
+            "last_error": tel.last_error or self.worker.last_error,
+            "render_load": tel.render_seconds / max(1e-9, tel.blocks * self.config.block_frames / self.sample_rate),
+            "mix": {c: float(w) for c, w in zip(self.info.categories, self._mix)},
+            "macros": [self.values[f"macro{i}"] for i in range(1, N_MACROS + 1)],
+        }

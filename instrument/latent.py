@@ -1,0 +1,93 @@
+"""Latent steering: turning the parameter values into the model's inputs.
+
+- A **base latent** per ``seed``, drawn from the model's latent distribution.
+- **Macros**: ``N_MACROS`` fixed directions (seeded by a constant, so macro 3 means the same move in
+  every session and on every machine), orthonormal, scaled so a macro at +-1 moves the latent by about
+  half its range.
+- **Radius**: scales the latent toward the centre (0) or past it (2), then the result is kept inside
+  the distribution's support (uniform latents are clipped to [-1, 1]).
+- **Neighbours** for triggers: a seeded random step of size ``variation`` around the current latent.
+- **Category mix**: normalised weights, or the XY pad's bilinear blend of its four corner categories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .contract import ModelInfo
+from .params import N_MACROS, weight_id
+
+MACRO_SEED = 0x6E57  # fixed forever: a macro is the same direction in every session
+MACRO_SCALE = 0.5  # a macro at +-1 moves the latent by this fraction of sqrt(latent_dim) (its typical length)
+
+
+class LatentSpace:
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+        d = info.latent_dim
+        g = np.random.default_rng(MACRO_SEED).standard_normal((d, max(N_MACROS, 1)))
+        q, _ = np.linalg.qr(g)  # orthonormal columns (when latent_dim >= N_MACROS)
+        k = min(N_MACROS, q.shape[1])
+        self.directions = np.zeros((N_MACROS, d), np.float32)
+        self.directions[:k] = (q[:, :k].T * MACRO_SCALE * np.sqrt(d)).astype(np.float32)
+        self._base: dict[int, np.ndarray] = {}
+
+    def base(self, seed: int) -> np.ndarray:
+        z = self._base.get(seed)
+        if z is None:
+            z = self.info.sample_latents(1, np.random.default_rng(seed))[0]
+            if len(self._base) > 256:
+                self._base.clear()
+            self._base[seed] = z
+        return z
+
+    def clip_to_support(self, z: np.ndarray) -> np.ndarray:
+        if self.info.latent_distribution == "uniform":
+            return np.clip(z, -1.0, 1.0).astype(np.float32)
+        return z.astype(np.float32)
+
+    def latent(self, seed: int, macros: np.ndarray, radius: float) -> np.ndarray:
+        z = self.base(seed) + macros.astype(np.float32) @ self.directions
+        return self.clip_to_support(z * np.float32(radius))
+
+    def neighbour(self, z: np.ndarray, variation: float, rng: np.random.Generator) -> np.ndarray:
+        if variation <= 0:
+            return z
+        step = rng.standard_normal(z.shape).astype(np.float32) * np.float32(variation * MACRO_SCALE)
+        return self.clip_to_support(z + step)
+
+
+def category_mix(values: dict[str, float], categories: tuple[str, ...]) -> np.ndarray:
+    """The category weights ``[n_categories]`` (summing to 1) the parameters ask for."""
+    n = len(categories)
+    if values.get("mix_mode", 0.0) >= 0.5:  # xy
+        x, y = values["morph_x"], values["morph_y"]
+        corners = ((1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y)
+        w = np.zeros(n, np.float64)
+        for i, c in enumerate(corners):
+            w[i % n] += c
+    else:
+        w = np.array([values[weight_id(c)] for c in categories], np.float64)
+    total = w.sum()
+    if total <= 1e-9:
+        w = np.full(n, 1.0 / n)
+    else:
+        w = w / total
+    return w.astype(np.float32)
+
+
+def one_hot(index: int, n: int) -> np.ndarray:
+    w = np.zeros(n, np.float32)
+    w[index] = 1.0
+    return w
+
+
+def clip_key(model_id: int, z: np.ndarray, mix: np.ndarray) -> bytes:
+    """Cache key of the clip for ``(z, mix)`` from model ``model_id`` (mix rounded to 1e-4)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(model_id.to_bytes(4, "little"))
+    h.update(np.ascontiguousarray(z, np.float32).tobytes())
+    h.update(np.round(mix, 4).astype(np.float32).tobytes())
+    return h.digest()

@@ -1,0 +1,137 @@
+"""Voices: one-shot voices for triggers and notes, and the continuous layer.
+
+A :class:`Voice` plays one clip once: pitch by resampling (``ratio`` = 2^(semitones/12)), a gain from
+velocity, a linear attack, and a linear release on note-off or when stolen (quickly, ``STEAL_S``).
+
+The :class:`Layer` always has something to play once started: new clips come in with an equal-power
+crossfade from whatever is playing; when the playing clip nears its end and nothing new has come,
+it crossfades into its own beginning (a loop), so a late clip is covered by the last good one, never
+by silence.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .dsp import equal_power, read_resampled
+
+STEAL_S = 0.005  # a stolen voice fades out this fast: quick, but not a click
+END_FADE_S = 0.002  # every clip's last samples fade to 0 (applied once, when the clip arrives)
+
+_ids = itertools.count(1)
+
+
+def pitch_ratio(semitones: float) -> float:
+    return float(2.0 ** (semitones / 12.0))
+
+
+class Voice:
+    def __init__(self, clip: np.ndarray, ratio: float, gain: float, attack_n: int, release_n: int,
+                 note: int | None = None, started_at: int = 0) -> None:
+        self.id = next(_ids)
+        self.clip, self.ratio, self.gain = clip, ratio, gain
+        self.attack_n, self.release_n = max(1, attack_n), max(1, release_n)
+        self.note = note
+        self.started_at = started_at
+        self.pos = 0.0
+        self.level = 0.0  # envelope level now
+        self.releasing = False
+        self._release_step = 0.0
+        self.done = False
+        self.last_rms = 0.0
+
+    def release(self, samples: int | None = None) -> None:
+        if not self.releasing:
+            self.releasing = True
+            self._release_step = max(self.level, 1e-6) / max(1, samples if samples is not None else self.release_n)
+
+    @property
+    def loudness(self) -> float:
+        return self.gain * self.level * (self.last_rms + 1e-9)
+
+    def render(self, n: int) -> np.ndarray:
+        audio, self.pos = read_resampled(self.clip, self.pos, self.ratio, n)
+        k = np.arange(1, n + 1, dtype=np.float32)
+        if self.releasing:
+            env = self.level - self._release_step * k
+            np.maximum(env, 0.0, out=env)
+        else:
+            env = np.minimum(self.level + k / self.attack_n, 1.0)
+        self.level = float(env[-1]) if n else self.level
+        out = audio * env * np.float32(self.gain)
+        if n:
+            self.last_rms = float(np.sqrt(np.mean(audio * audio)))
+        if (self.releasing and self.level <= 0.0) or self.pos >= len(self.clip) - 1:
+            self.done = True
+        return out
+
+
+class Layer:
+    """The continuous layer: one clip at a time, equal-power crossfades between clips."""
+
+    def __init__(self) -> None:
+        self.clip: np.ndarray | None = None
+        self.key: bytes | None = None
+        self.pos = 0.0
+        self._old: np.ndarray | None = None  # the clip fading out (None: fading in from silence)
+        self._old_pos = 0.0
+        self._fade_t = 0  # samples into the crossfade
+        self._fade_n = 0  # crossfade length; 0 = not fading
+        self.stopping = False
+        self.crossfades = 0
+        self.loops = 0
+
+    @property
+    def active(self) -> bool:
+        return self.clip is not None
+
+    @property
+    def fading(self) -> bool:
+        return self._fade_n > 0
+
+    def offer(self, clip: np.ndarray, key: bytes | None, crossfade_n: int) -> None:
+        """Crossfade (equal power, ``crossfade_n`` samples) from what plays now into ``clip`` from its start."""
+        if self.clip is not None and clip is self.clip and key == self.key:
+            self.loops += 1
+        else:
+            self.crossfades += 1
+        self._old, self._old_pos = self.clip, self.pos
+        self.clip, self.key, self.pos = clip, key, 0.0
+        self._fade_t, self._fade_n = 0, max(1, crossfade_n)
+        self.stopping = False
+
+    def stop(self, crossfade_n: int) -> None:
+        """Fade out to silence."""
+        if self.clip is None:
+            return
+        self._old, self._old_pos = self.clip, self.pos
+        self.clip, self.key, self.pos = None, None, 0.0
+        self._fade_t, self._fade_n = 0, max(1, crossfade_n)
+        self.stopping = True
+
+    def remaining(self, ratio: float) -> float:
+        """Output samples left in the playing clip at pitch ``ratio``."""
+        if self.clip is None:
+            return float("inf")
+        return (len(self.clip) - 1 - self.pos) / ratio
+
+    def render(self, n: int, ratio: float) -> np.ndarray:
+        if self.clip is not None:
+            new, self.pos = read_resampled(self.clip, self.pos, ratio, n)
+        else:
+            new = np.zeros(n, np.float32)
+        if self._fade_n:
+            if self._old is not None:
+                old, self._old_pos = read_resampled(self._old, self._old_pos, ratio, n)
+            else:
+                old = np.zeros(n, np.float32)
+            t = (self._fade_t + np.arange(1, n + 1, dtype=np.float64)) / self._fade_n
+            g_out, g_in = equal_power(t)
+            new = (old * g_out + new * g_in).astype(np.float32)
+            self._fade_t += n
+            if self._fade_t >= self._fade_n:
+                self._fade_n, self._old = 0, None
+                self.stopping = False
+        return new
