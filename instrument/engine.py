@@ -483,7 +483,7 @@ class Engine:
 
     # --- offline --------------------------------------------------------------------------------------------
 
-    def render(self, seconds: float, path: str | Path | None = None, progress: bool = False, subtype: str = "FLOAT") -> np.ndarray | None:
+    def render(self, seconds: float, path: str | Path | None = None, progress: bool = False, subtype: str = "PCM_24") -> np.ndarray | None:
         """Render ``seconds`` from the current clock with the events already posted (``at=`` sample times).
         With ``path``: write a WAV (temporary file, renamed at the end) and return None; else return the audio."""
         from .offline import render_to

@@ -2,7 +2,8 @@
 
 Faster than real time (nothing waits for a sound card), deterministic (clips are generated on the
 spot, ``sync=True``), and nothing half-written: the WAV goes to a temporary file beside the target and
-is renamed at the end.
+is renamed at the end. The default format is 24-bit PCM: libsndfile stamps float WAVs with the time
+they were written (a PEAK chunk), so only integer WAVs are byte-identical from run to run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def render_to(engine: "Engine", seconds: float, path: str | Path | None = None, progress: bool = False,
-              subtype: str = "FLOAT") -> np.ndarray | None:
+              subtype: str = "PCM_24") -> np.ndarray | None:
     if not (seconds > 0 and np.isfinite(seconds)):
         raise ValueError(f"seconds must be a positive number, got {seconds}")
     b = engine.config.block_frames

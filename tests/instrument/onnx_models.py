@@ -24,8 +24,10 @@ def metadata(**override: str | None) -> dict[str, str]:
 
 def contract_model(meta: dict[str, str] | None = None, *, z_name: str = "z", z_type: int = TensorProto.FLOAT,
                    batch: int | str = "batch", latent: int = LATENT, extra_input: bool = False, out_width: int = SAMPLES,
-                   declared_width: int | str | None = None, scale: float = 1.0, out_name: str = "audio") -> onnx.ModelProto:
-    """``audio = tanh(scale * (z @ A + category @ B))``, a generator in miniature."""
+                   declared_width: int | str | None = None, scale: float = 1.0, out_name: str = "audio",
+                   squash: bool = True) -> onnx.ModelProto:
+    """``audio = tanh(scale * (z @ A + category @ B))``, a generator in miniature (``squash=False``
+    drops the tanh, ``scale=nan`` makes a model that outputs NaN)."""
     rng = np.random.default_rng(0)
     full = max(out_width, declared_width if isinstance(declared_width, int) else 0)
     a = numpy_helper.from_array(rng.standard_normal((latent, full)).astype(np.float32), "A")
@@ -37,7 +39,7 @@ def contract_model(meta: dict[str, str] | None = None, *, z_name: str = "z", z_t
         helper.make_node("MatMul", ["category", "B"], ["cb"]),
         helper.make_node("Add", ["za", "cb"], ["pre"]),
         helper.make_node("Mul", ["pre", "S"], ["scaled"]),
-        helper.make_node("Tanh", ["scaled"], ["tanh"]),
+        helper.make_node("Tanh" if squash else "Identity", ["scaled"], ["tanh"]),
     ]
     if declared_width is not None and declared_width != out_width:
         # a width that depends on the input's values, so no shape inference can know it: the graph can lie
@@ -68,3 +70,19 @@ def contract_model(meta: dict[str, str] | None = None, *, z_name: str = "z", z_t
 
 def contract_bytes(meta: dict[str, str] | None = None, **kw) -> bytes:
     return contract_model(meta, **kw).SerializeToString()
+
+
+def engine_model(n_samples: int = 8192, sample_rate: int = 16000, **kw):
+    """A loaded tiny model with clips long enough to play: for engine tests."""
+    from instrument.model import load_model_bytes
+
+    meta = metadata(n_samples=str(n_samples), sample_rate=str(sample_rate))
+    kw.setdefault("scale", 0.3)
+    return load_model_bytes(contract_bytes(meta, out_width=n_samples, **kw), "tiny.onnx", provider="cpu", threads=1)
+
+
+def engine_model_file(path, n_samples: int = 8192, sample_rate: int = 16000, **kw):
+    meta = metadata(n_samples=str(n_samples), sample_rate=str(sample_rate))
+    kw.setdefault("scale", 0.3)
+    path.write_bytes(contract_bytes(meta, out_width=n_samples, **kw))
+    return path
