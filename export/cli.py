@@ -11,14 +11,17 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import train.cli
+import instrument.cli
 import instrument.inspect
+from instrument.audio import AudioDeviceError
 from instrument.errors import ModelFileError, ProviderError
+from instrument.params import ParamError
 from train.errors import CheckpointError, DatasetError, ModelError, TrainingError
 
 from . import commands, demo
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    DatasetError, ModelError, CheckpointError, TrainingError, ModelFileError, ProviderError,
+    DatasetError, ModelError, CheckpointError, TrainingError, ModelFileError, ProviderError, AudioDeviceError, ParamError,
     FileNotFoundError, NotADirectoryError, PermissionError,
 )
 
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.cli.register(sub)
     commands.register(sub)
     instrument.inspect.register(sub)
+    instrument.cli.register(sub)
     return p
 
 

@@ -21,10 +21,12 @@ the live path (an in-memory sink) give the same samples.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import math
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +46,8 @@ from .worker import GenerationWorker, Request
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
+AHEAD_INTERVAL_S = 0.05  # render-ahead follows moving controls at most 20 times a second
+SWITCH_INTERVAL_S = 0.0005  # how long Python lets one thread hold the GIL (default 5 ms: longer than a block)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class Telemetry:
     model_errors: int = 0
     last_error: str = ""
     render_seconds: float = 0.0  # time spent in process_block
-    trigger_delays: list[int] = field(default_factory=list)  # samples from a trigger's time to its first sound
+    trigger_delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10000))  # samples, time -> first sound
 
 
 @dataclass(order=True)
@@ -138,6 +142,8 @@ class Engine:
         self._layer_want: tuple[bytes, np.ndarray] | None = None
         self._layer_last_request = -10**12
         self._layer_next: tuple[bytes, np.ndarray] | None = None  # the drifted clip to move on to
+        self._last_ahead = -10**12
+        self._ahead_interval = int(AHEAD_INTERVAL_S * config.sample_rate)
         self._swap_thread: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self._running = False
@@ -146,6 +152,8 @@ class Engine:
         self.block_listeners: list[Callable[[np.ndarray, int], None]] = []  # e.g. the recorder (engine thread)
         self.applied: list[tuple[str, int, float]] = []  # (kind, sample applied, perf_counter posted): for latency measurement
         self.keep_applied = False
+        self.meter = 0.0
+        self._meter_decay = 0.1 ** (1.0 / (1.5 * config.sample_rate))
         self._update_controls()
 
     # --- public API (any thread) -------------------------------------------------------------------------
@@ -375,10 +383,10 @@ class Engine:
             self.telemetry.dropped_triggers += max(0, len(still) - 64)
         if self.values["layer"] >= 0.5:
             self._layer_step()
-        if self._dirty:
+        if self._dirty and self.prefetch_enabled and self._t - self._last_ahead >= self._ahead_interval:
             self._dirty = False
-            if self.prefetch_enabled:
-                self._render_ahead()
+            self._last_ahead = self._t
+            self._render_ahead()
 
     def _layer_step(self) -> None:
         sr, xf = self.sample_rate, self._crossfade_n()
@@ -473,6 +481,8 @@ class Engine:
             self._apply(ev, at)
         self._render_span(mono, pos, n)
         safe = self.safety.process(mono)
+        peak = float(np.max(np.abs(safe))) if n else 0.0
+        self.meter = max(peak, self.meter * self._meter_decay ** n)  # a peak meter falling 20 dB in 1.5 s
         out = np.repeat(safe[:, None], self.config.channels, axis=1) if self.config.channels > 1 else safe[:, None]
         for listener in self.block_listeners:
             listener(out, self._t)
@@ -496,6 +506,10 @@ class Engine:
         """Start the worker, the engine thread and the sink (the sink's stream starts with the ring pre-filled)."""
         if self._running:
             return self
+        # The audio callback is Python: PortAudio's thread must take the GIL to run it. With the default 5 ms
+        # switch interval a busy engine or worker thread can hold it for longer than a 2.7 ms block.
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.worker.start()
         if self.sink is None:
             self._running = True
@@ -548,6 +562,10 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _delay_ms(self, q: float) -> float:
+        d = list(self.telemetry.trigger_delays)
+        return float(np.percentile(d, q)) * 1000 / self.sample_rate if d else 0.0
+
     def status(self) -> dict:
         """A snapshot of the counters and the state, for the terminal view, OSC replies and tests."""
         p50, p99 = self.worker.inference_percentiles()
@@ -555,6 +573,7 @@ class Engine:
         tel = self.telemetry
         return {
             "time_s": self._t / self.sample_rate,
+            "level_dbfs": 20 * math.log10(max(self.meter, 1e-6)),
             "underruns": sink_stats.get("underruns", 0),
             "device_underflows": sink_stats.get("device_underflows", 0),
             "late_events": tel.late_events,
@@ -566,6 +585,8 @@ class Engine:
             "regenerations": tel.regenerations,
             "inference_ms_p50": p50,
             "inference_ms_p99": p99,
+            "trigger_delay_ms_p50": self._delay_ms(50),
+            "trigger_delay_ms_p99": self._delay_ms(99),
             "queue_depth": self.worker.queue_depth,
             "clips_generated": self.worker.clips,
             "bad_clips": self.worker.bad_clips,

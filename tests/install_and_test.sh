@@ -3,6 +3,7 @@
 #   - system packages (PortAudio, JACK, liblo's oscsend/oscdump) through apt-get when run as root and
 #     missing; otherwise it says which are missing and the tests that need them skip with that reason;
 #   - a virtual environment in .venv with gesturegan installed editable, with its [train,test] extras;
+#   - a JACK server on the dummy driver (48 kHz, 128 frames) for the audio tests, stopped at the end;
 #   - pytest over tests/ (benchmarks in tests/bench are run separately, see tests/bench/README.md).
 # Exit status: pytest's, except that "no tests collected" (pytest's 5) is a failure too.
 set -euo pipefail
@@ -31,6 +32,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[train,test]"
+
+# The audio tests play through a real PortAudio stream on JACK's dummy driver (paced in real time, no
+# sound card): start a server for them unless one is running, and stop it afterwards.
+if command -v jackd >/dev/null && ! jack_wait -c >/dev/null 2>&1; then
+    jackd --no-realtime -d dummy -r 48000 -p 128 >"${TMPDIR:-/tmp}/gesturegan-jackd.log" 2>&1 &
+    jackd_pid=$!
+    trap 'kill "$jackd_pid" 2>/dev/null || true; wait "$jackd_pid" 2>/dev/null || true' EXIT
+    jack_wait -w -t 10 >/dev/null || echo "warning: jackd did not start (see ${TMPDIR:-/tmp}/gesturegan-jackd.log)" >&2
+fi
 
 set +e
 export PATH="$PWD/.venv/bin:$PATH"  # the gesturegan console script, as a user would run it

@@ -1,0 +1,111 @@
+"""Real time on a real PortAudio stream: JACK's dummy driver (48 kHz, 128 frames), paced like a sound
+card. ``tests/install_and_test.sh`` starts the server; run alone, these tests start one themselves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from instrument.audio import AudioDeviceError, SoundDeviceSink
+from instrument.engine import Engine, EngineConfig
+
+from .onnx_models import engine_model, engine_model_file
+
+SR, BLOCK = 48000, 128
+
+
+@pytest.fixture(scope="module")
+def jack():
+    """The JACK output device's index; starts a dummy-driver server when none is running."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (apt-get install jackd2; tests/install_and_test.sh does it as root)")
+    import sounddevice as sd
+
+    proc = None
+    if subprocess.run(["jack_wait", "-c"], capture_output=True).returncode != 0:
+        proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", str(SR), "-p", str(BLOCK)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
+        sd._terminate()  # PortAudio lists host APIs once: look again now that JACK is up
+        sd._initialize()
+    apis = [i for i, h in enumerate(sd.query_hostapis()) if "JACK" in h["name"]]
+    assert apis, "jackd is installed but PortAudio sees no JACK host API"
+    device = sd.query_hostapis(apis[0])["default_output_device"]
+    assert device >= 0, "JACK is up but has no output device"
+    yield device
+    if proc is not None:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_sixty_seconds_of_regeneration_and_triggers_without_an_underrun(jack):
+    """DESIGN.md's soak, shortened to 60 s: triggers at 20/s, the layer regenerating 10 times a second
+    as macros move, 200 parameter changes a second."""
+    model = engine_model(n_samples=16384)
+    sink = SoundDeviceSink(SR, BLOCK, 2, jack)
+    with Engine(model, EngineConfig(SR, BLOCK, buffer_blocks=2), sink=sink) as eng:
+        eng.set("layer", 1)
+        eng.set("layer_rate", 10)
+        eng.set("variation", 0.3)
+        eng.start()
+        rng = np.random.default_rng(0)
+        t0 = time.monotonic()
+        k = 0
+        while time.monotonic() - t0 < 60:
+            eng.set(f"macro{1 + k % 8}", float(rng.uniform(-1, 1)))
+            if k % 10 == 0:
+                eng.trigger(int(rng.integers(3)), float(rng.uniform(0.3, 1)))
+            k += 1
+            time.sleep(0.005)
+        st = eng.status()
+    print(st)
+    assert st["underruns"] == 0
+    assert st["regenerations"] > 300 and st["clips_generated"] > 600 and st["time_s"] > 59
+    assert st["late_events"] == 0
+
+
+def test_hot_swap_mid_stream_without_an_underrun(jack, tmp_path):
+    sink = SoundDeviceSink(SR, BLOCK, 2, jack)
+    new = engine_model_file(tmp_path / "new.onnx", n_samples=16384, scale=0.6)
+    with Engine(engine_model(n_samples=16384), EngineConfig(SR, BLOCK), sink=sink) as eng:
+        eng.set("layer", 1)
+        eng.start()
+        time.sleep(1)
+        done = threading.Event()
+        eng.load_model(new, on_done=lambda err: done.set())
+        assert done.wait(30)
+        for _ in range(20):
+            eng.trigger("ring", 0.8)
+            time.sleep(0.1)
+        st = eng.status()
+    assert st["model_swaps"] == 1 and st["underruns"] == 0 and st["model_errors"] == 0
+
+
+def test_a_rate_the_device_cannot_do_is_a_clear_error(jack):
+    with pytest.raises(AudioDeviceError, match=r"at 44100 Hz.*\noutput devices:\n.*JACK"):
+        SoundDeviceSink(44100, BLOCK, 2, jack)
+    with pytest.raises(AudioDeviceError, match="No output device matching 'no-such-card'"):
+        SoundDeviceSink(SR, BLOCK, 2, "no-such-card")
+
+
+def test_play_and_devices_commands(jack, tmp_path):
+    model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
+    r = subprocess.run([sys.executable, "-m", "export", "devices"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "JACK" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "export", "play", "--model", str(model), "--seconds", "3", "--demo", "--layer",
+                        "--record", str(tmp_path / "take.wav")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "playing" in r.stdout and "underruns 0" in r.stdout and "recorded" in r.stdout
+    import soundfile as sf
+
+    take, sr = sf.read(tmp_path / "take.wav")
+    assert sr == SR and len(take) > 2 * SR and np.abs(take).max() > 0.01
+    r = subprocess.run([sys.executable, "-m", "export", "play", "--model", str(model), "--rate", "44100", "--seconds", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "44100 Hz" in r.stderr and "Traceback" not in r.stderr
