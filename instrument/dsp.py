@@ -88,6 +88,7 @@ class SafetyChain:
         self.r = math.exp(-2 * math.pi * dc_hz / sample_rate)  # one-pole DC blocker y = x - x1 + r*y1
         self._x1 = 0.0
         self._y1 = 0.0
+        self._rk: dict[int, np.ndarray] = {}
         self.attack = max(1, int(attack_s * sample_rate))
         self.release_per_sample = math.exp(-1.0 / (release_s * sample_rate))
         self.limiter_gain = 1.0
@@ -107,13 +108,22 @@ class SafetyChain:
         out = np.empty(len(x), np.float64)
         for s in range(0, len(x), 1024):
             seg = x[s : s + 1024].astype(np.float64)
-            d = np.diff(seg, prepend=self._x1)
-            k = np.arange(len(seg), dtype=np.float64)
-            rk = self.r ** k
+            m = len(seg)
+            rk = self._powers(m)
+            d = np.empty(m)
+            d[0] = seg[0] - self._x1
+            np.subtract(seg[1:], seg[:-1], out=d[1:])
             y = rk * (self.r * self._y1 + np.cumsum(d / rk))
-            out[s : s + len(seg)] = y
+            out[s : s + m] = y
             self._x1, self._y1 = float(seg[-1]), float(y[-1])
         return out
+
+    def _powers(self, m: int) -> np.ndarray:
+        """``r ** arange(m)``, cached per block length."""
+        rk = self._rk.get(m)
+        if rk is None:
+            rk = self._rk[m] = self.r ** np.arange(m, dtype=np.float64)
+        return rk
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """``block : [n]`` float32 mono -> the safe block (a new array)."""

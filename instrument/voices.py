@@ -40,7 +40,6 @@ class Voice:
         self.releasing = False
         self._release_step = 0.0
         self.done = False
-        self.last_rms = 0.0
 
     def release(self, samples: int | None = None) -> None:
         if not self.releasing:
@@ -49,23 +48,28 @@ class Voice:
 
     @property
     def loudness(self) -> float:
-        return self.gain * self.level * (self.last_rms + 1e-9)
+        """How loud the voice is now: gain x envelope x the clip's RMS around the play position (only
+        computed when a voice must be stolen)."""
+        i = int(self.pos)
+        seg = self.clip[i : i + 1024]
+        rms = float(np.sqrt(np.mean(seg * seg))) if len(seg) else 0.0
+        return self.gain * self.level * (rms + 1e-9)
 
     def render(self, n: int) -> np.ndarray:
         audio, self.pos = read_resampled(self.clip, self.pos, self.ratio, n)
-        k = np.arange(1, n + 1, dtype=np.float32)
         if self.releasing:
-            env = self.level - self._release_step * k
+            env = self.level - self._release_step * np.arange(1, n + 1, dtype=np.float32)
             np.maximum(env, 0.0, out=env)
-        else:
-            env = np.minimum(self.level + k / self.attack_n, 1.0)
-        self.level = float(env[-1]) if n else self.level
-        out = audio * env * np.float32(self.gain)
-        if n:
-            self.last_rms = float(np.sqrt(np.mean(audio * audio)))
+            self.level = float(env[-1]) if n else self.level
+            audio *= env
+        elif self.level < 1.0:
+            env = np.minimum(self.level + np.arange(1, n + 1, dtype=np.float32) / self.attack_n, 1.0)
+            self.level = float(env[-1]) if n else self.level
+            audio *= env
+        audio *= np.float32(self.gain)
         if (self.releasing and self.level <= 0.0) or self.pos >= len(self.clip) - 1:
             self.done = True
-        return out
+        return audio
 
 
 class Layer:
