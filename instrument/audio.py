@@ -36,15 +36,15 @@ def make_callback(ring: RingBuffer, counters: np.ndarray, stamps: np.ndarray):
     (float64 [TIMESTAMPS, 2]) are preallocated by the caller and read by other threads."""
 
     def callback(outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        k = counters[CALLBACKS] % TIMESTAMPS
+        stamps[k, 0] = ring.frames_read  # the engine sample this block starts with (silence from an underrun shifts nothing)
+        stamps[k, 1] = time_info.outputBufferDacTime
         got = ring.readinto(outdata)
         if got < frames:
             outdata[got:] = 0.0
             counters[UNDERRUNS] += 1
         if status.output_underflow:
             counters[DEVICE_UNDERFLOWS] += 1
-        k = counters[CALLBACKS] % TIMESTAMPS
-        stamps[k, 0] = counters[FRAMES]
-        stamps[k, 1] = time_info.outputBufferDacTime
         counters[CALLBACKS] += 1
         counters[FRAMES] += frames
 
@@ -64,8 +64,8 @@ class _Sink:
                 "callbacks": int(c[CALLBACKS]), "frames": int(c[FRAMES])}
 
     def dac_time_of(self, frame: int) -> float | None:
-        """The output time of sample ``frame`` (counted from the stream's start), from the callback's
-        stamps, or None if that block is not (or no longer) among them."""
+        """The output time of engine sample ``frame``, from the callback's stamps, or None if that block
+        is not (or no longer) among them."""
         n = int(self.counters[CALLBACKS])
         lo = max(0, n - TIMESTAMPS)
         for i in range(n - 1, lo - 1, -1):

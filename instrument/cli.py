@@ -61,7 +61,7 @@ def _status_line(st: dict) -> str:
     return (f"{st['time_s']:7.1f}s  level {st['level_dbfs']:6.1f} dBFS  mix {mix}  macros {macros}  voices {st['voices']:2d}"
             f"  layer {'on ' if st['layer'] else 'off'}  underruns {st['underruns']}  late {st['late_events'] + st['late_triggers']}"
             f"  infer p50/p99 {st['inference_ms_p50']:.1f}/{st['inference_ms_p99']:.1f} ms  queue {st['queue_depth']}"
-            f"  load {100 * st['render_load']:.0f}%")
+            f"  render {100 * st['render_load']:.0f}%  cpu {100 * st['cpu_cores']:.0f}%")
 
 
 def run_play(args: argparse.Namespace) -> int:

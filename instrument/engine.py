@@ -42,11 +42,12 @@ from .model import GeneratorModel, load_model
 from .params import N_MACROS, ParamError, build_table, weight_id
 from .ringbuffer import RingBuffer
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
-from .worker import GenerationWorker, Request
+from .worker import GenerationWorker, Request, set_thread_nice
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
-AHEAD_INTERVAL_S = 0.05  # render-ahead follows moving controls at most 20 times a second
+AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
+ENGINE_NICE = -10
 SWITCH_INTERVAL_S = 0.0005  # how long Python lets one thread hold the GIL (default 5 ms: longer than a block)
 
 
@@ -152,6 +153,7 @@ class Engine:
         self.block_listeners: list[Callable[[np.ndarray, int], None]] = []  # e.g. the recorder (engine thread)
         self.applied: list[tuple[str, int, float]] = []  # (kind, sample applied, perf_counter posted): for latency measurement
         self.keep_applied = False
+        self._cpu0 = (time.process_time(), time.perf_counter())
         self.meter = 0.0
         self._meter_decay = 0.1 ** (1.0 / (1.5 * config.sample_rate))
         self._update_controls()
@@ -424,12 +426,14 @@ class Engine:
                 self.layer.offer(self.layer.clip, self.layer.key, xf)
 
     def _render_ahead(self) -> None:
+        """The clips the next triggers will want: the current mix's next variants, then each pure
+        category's next one. Replaces the worker's previous list (controls moved on)."""
         reqs = []
         mixes = [self._mix] + [one_hot(i, self.info.n_categories) for i in range(self.info.n_categories)]
-        for mix in mixes:
+        for j, mix in enumerate(mixes):
             base = self._key(self._z, mix)
             n0 = self._variant_count.get(base, 0)
-            for n in range(n0, n0 + PREFETCH_VARIANTS):
+            for n in range(n0, n0 + (PREFETCH_VARIANTS if j == 0 else 1)):
                 key, z = self._variant(mix, n)
                 if self.worker.get(key) is None:
                     reqs.append(Request(key, z, mix, self.worker.model_id))
@@ -529,12 +533,13 @@ class Engine:
         return self
 
     def _loop(self) -> None:
+        set_thread_nice(ENGINE_NICE)  # takes only with privileges (root, or CAP_SYS_NICE); harmless otherwise
         ring, b = self.ring, self.config.block_frames
         assert ring is not None
         target = max(self.config.buffer_blocks * b, self.sink.block_frames)
         period = b / self.sample_rate
         while self._running:
-            while ring.read_available < target + b and ring.write_available >= b and self._running:
+            while ring.read_available < target and ring.write_available >= b and self._running:
                 ring.write(self.process_block())
             self._wake.wait(period / 2)
             self._wake.clear()
@@ -596,6 +601,7 @@ class Engine:
             "model_errors": tel.model_errors + self.worker.errors,
             "last_error": tel.last_error or self.worker.last_error,
             "render_load": tel.render_seconds / max(1e-9, tel.blocks * self.config.block_frames / self.sample_rate),
+            "cpu_cores": (time.process_time() - self._cpu0[0]) / max(1e-9, time.perf_counter() - self._cpu0[1]),
             "mix": {c: float(w) for c, w in zip(self.info.categories, self._mix)},
             "macros": [self.values[f"macro{i}"] for i in range(1, N_MACROS + 1)],
         }

@@ -16,6 +16,7 @@ stay in the cache under the old model id until they age out.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +26,19 @@ import numpy as np
 from .model import GeneratorModel
 from .voices import END_FADE_S
 
+PREFETCH_BATCH = 2  # render-ahead runs in small batches, so an urgent request never waits long behind one
+WORKER_NICE = 10
 HUGE = 2.0  # a clip peaking above this is a model misbehaving: scaled to full scale and counted
+
+
+def set_thread_nice(nice: int) -> bool:
+    """Best effort: give the calling thread scheduling niceness ``nice`` (Linux: per thread). Lowering
+    it below 0 needs privileges; returns whether it took."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        return True
+    except (AttributeError, OSError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,7 @@ class GenerationWorker:
         self.model.close()
 
     def _loop(self) -> None:
+        set_thread_nice(WORKER_NICE)  # generation is background work: the engine thread and the callback come first
         while not self._stop:
             self._wake.wait(0.1)
             self._wake.clear()
@@ -157,8 +171,8 @@ class GenerationWorker:
                 self._swap_to = None
             while (self._pending or self._prefetch) and not self._stop:
                 batch, seen = [], set()
-                for queue in (self._pending, self._prefetch):
-                    while queue and len(batch) < self.max_batch:
+                for queue, limit in ((self._pending, self.max_batch), (self._prefetch, PREFETCH_BATCH)):
+                    while queue and len(batch) < limit:
                         try:
                             r = queue.popleft()
                         except IndexError:  # the prefetch list was replaced under us

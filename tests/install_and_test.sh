@@ -35,11 +35,22 @@ fi
 
 # The audio tests play through a real PortAudio stream on JACK's dummy driver (paced in real time, no
 # sound card): start a server for them unless one is running, and stop it afterwards.
+# Real-time scheduling where the machine allows it (as on a musician's JACK setup), else --no-realtime.
 if command -v jackd >/dev/null && ! jack_wait -c >/dev/null 2>&1; then
-    jackd --no-realtime -d dummy -r 48000 -p 128 >"${TMPDIR:-/tmp}/gesturegan-jackd.log" 2>&1 &
-    jackd_pid=$!
-    trap 'kill "$jackd_pid" 2>/dev/null || true; wait "$jackd_pid" 2>/dev/null || true' EXIT
-    jack_wait -w -t 10 >/dev/null || echo "warning: jackd did not start (see ${TMPDIR:-/tmp}/gesturegan-jackd.log)" >&2
+    jackd_log="${TMPDIR:-/tmp}/gesturegan-jackd.log"
+    for mode in -R --no-realtime; do
+        jackd "$mode" -d dummy -r 48000 -p 128 >"$jackd_log" 2>&1 &
+        jackd_pid=$!
+        if jack_wait -w -t 10 >/dev/null 2>&1 && kill -0 "$jackd_pid" 2>/dev/null; then break; fi
+        kill "$jackd_pid" 2>/dev/null || true
+        wait "$jackd_pid" 2>/dev/null || true
+        jackd_pid=
+    done
+    if [ -n "$jackd_pid" ]; then
+        trap 'kill "$jackd_pid" 2>/dev/null || true; wait "$jackd_pid" 2>/dev/null || true' EXIT
+    else
+        echo "warning: jackd did not start (see $jackd_log); the audio tests will try again themselves" >&2
+    fi
 fi
 
 set +e

@@ -25,13 +25,13 @@ def metadata(**override: str | None) -> dict[str, str]:
 def contract_model(meta: dict[str, str] | None = None, *, z_name: str = "z", z_type: int = TensorProto.FLOAT,
                    batch: int | str = "batch", latent: int = LATENT, extra_input: bool = False, out_width: int = SAMPLES,
                    declared_width: int | str | None = None, scale: float = 1.0, out_name: str = "audio",
-                   squash: bool = True) -> onnx.ModelProto:
+                   squash: bool = True, n_categories: int = CATS) -> onnx.ModelProto:
     """``audio = tanh(scale * (z @ A + category @ B))``, a generator in miniature (``squash=False``
     drops the tanh, ``scale=nan`` makes a model that outputs NaN)."""
     rng = np.random.default_rng(0)
     full = max(out_width, declared_width if isinstance(declared_width, int) else 0)
     a = numpy_helper.from_array(rng.standard_normal((latent, full)).astype(np.float32), "A")
-    b = numpy_helper.from_array(rng.standard_normal((CATS, full)).astype(np.float32), "B")
+    b = numpy_helper.from_array(rng.standard_normal((n_categories, full)).astype(np.float32), "B")
     s = numpy_helper.from_array(np.array(scale, np.float32), "S")
     nodes = [
         helper.make_node("Cast", [z_name], ["zf"], to=TensorProto.FLOAT),
@@ -54,7 +54,7 @@ def contract_model(meta: dict[str, str] | None = None, *, z_name: str = "z", z_t
     else:
         nodes.append(helper.make_node("Identity", ["tanh"], [out_name]))
     inputs = [helper.make_tensor_value_info(z_name, z_type, [batch, latent]),
-              helper.make_tensor_value_info("category", TensorProto.FLOAT, [batch, CATS])]
+              helper.make_tensor_value_info("category", TensorProto.FLOAT, [batch, n_categories])]
     if extra_input:
         inputs.append(helper.make_tensor_value_info("temperature", TensorProto.FLOAT, [1]))
     width = out_width if declared_width is None else declared_width
@@ -81,8 +81,14 @@ def engine_model(n_samples: int = 8192, sample_rate: int = 16000, **kw):
     return load_model_bytes(contract_bytes(meta, out_width=n_samples, **kw), "tiny.onnx", provider="cpu", threads=1)
 
 
-def engine_model_file(path, n_samples: int = 8192, sample_rate: int = 16000, **kw):
+GESTURES = ["trigger", "trigger_continuous", "continuous_variation", "continuous_repetition"]
+
+
+def engine_model_file(path, n_samples: int = 8192, sample_rate: int = 16000, categories: list[str] | None = None, **kw):
     meta = metadata(n_samples=str(n_samples), sample_rate=str(sample_rate))
+    if categories is not None:
+        meta["categories"] = json.dumps(categories)
+        kw["n_categories"] = len(categories)
     kw.setdefault("scale", 0.3)
     path.write_bytes(contract_bytes(meta, out_width=n_samples, **kw))
     return path

@@ -1,0 +1,41 @@
+"""The README's instrument section: its parameter table is the code's, and its offline Python snippet
+runs as written (the live one runs in test_jack.py, where there is a device)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from instrument.params import build_table
+
+from .onnx_models import GESTURES, engine_model_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def section() -> str:
+    text = (REPO / "README.md").read_text()
+    return text[text.index("## For performers: playing a model") : text.index("## Benchmarks")]
+
+
+def snippets() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", section(), flags=re.S)
+
+
+def test_parameter_table_in_the_readme_is_generated_from_the_code():
+    text = section()
+    table = text[text.index("<!-- params -->") + len("<!-- params -->") : text.index("<!-- /params -->")].strip()
+    assert table == build_table(GESTURES).markdown()
+
+
+def test_offline_snippet_runs_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    engine_model_file(tmp_path / "wavegan.onnx", n_samples=16384, categories=GESTURES)
+    offline = [s for s in snippets() if "render(" in s]
+    assert len(offline) == 1
+    exec(compile(offline[0], "README.md", "exec"), {})
+    audio, sr = sf.read(tmp_path / "sketch.wav")
+    assert sr == 48000 and audio.shape == (8 * 48000, 2) and np.abs(audio).max() > 0.01
