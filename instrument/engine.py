@@ -42,12 +42,13 @@ from .model import GeneratorModel, load_model
 from .params import N_MACROS, ParamError, build_table, weight_id
 from .ringbuffer import RingBuffer
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
-from .worker import GenerationWorker, Request, set_thread_nice
+from .worker import GenerationWorker, Request, set_thread_nice, set_thread_realtime
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
 AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
 ENGINE_NICE = -10
+ENGINE_RT_PRIORITY = 5  # SCHED_FIFO, below JACK's default 10 and its clients' 5+
 SWITCH_INTERVAL_S = 0.0005  # how long Python lets one thread hold the GIL (default 5 ms: longer than a block)
 
 
@@ -148,6 +149,7 @@ class Engine:
         self._swap_thread: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self._running = False
+        self.realtime = False  # whether the engine thread got real-time or raised priority
         self._wake = threading.Event()
         self.ring: RingBuffer | None = None
         self.block_listeners: list[Callable[[np.ndarray, int], None]] = []  # e.g. the recorder (engine thread)
@@ -533,7 +535,9 @@ class Engine:
         return self
 
     def _loop(self) -> None:
-        set_thread_nice(ENGINE_NICE)  # takes only with privileges (root, or CAP_SYS_NICE); harmless otherwise
+        # Real-time scheduling below JACK's own threads where the machine allows it, else a higher
+        # priority where allowed; otherwise the default. The thread sleeps between blocks, so it cannot hog a core.
+        self.realtime = set_thread_realtime(ENGINE_RT_PRIORITY) or set_thread_nice(ENGINE_NICE)
         ring, b = self.ring, self.config.block_frames
         assert ring is not None
         target = max(self.config.buffer_blocks * b, self.sink.block_frames)

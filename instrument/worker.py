@@ -31,6 +31,16 @@ WORKER_NICE = 10
 HUGE = 2.0  # a clip peaking above this is a model misbehaving: scaled to full scale and counted
 
 
+def set_thread_realtime(priority: int) -> bool:
+    """Best effort: SCHED_FIFO at ``priority`` for the calling thread (Linux; needs root, CAP_SYS_NICE or
+    an rtprio limit, as a machine set up for JACK has). Returns whether it took."""
+    try:
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 def set_thread_nice(nice: int) -> bool:
     """Best effort: give the calling thread scheduling niceness ``nice`` (Linux: per thread). Lowering
     it below 0 needs privileges; returns whether it took."""

@@ -124,12 +124,12 @@ def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_b
     return out
 
 
-def child_soak(model: Path, seconds: float) -> dict:
+def child_soak(model: Path, seconds: float, buffer_blocks: int = 2) -> dict:
     from instrument.audio import SoundDeviceSink
     from instrument.engine import Engine, EngineConfig
 
     sink = SoundDeviceSink(SR, 128, 2, None)
-    with Engine(model, EngineConfig(SR, 128, buffer_blocks=2), sink=sink) as eng:
+    with Engine(model, EngineConfig(SR, 128, buffer_blocks=buffer_blocks), sink=sink) as eng:
         eng.set("layer", 1)
         eng.set("layer_rate", 10)
         eng.set("variation", 0.3)
@@ -208,7 +208,7 @@ def main() -> None:
         if kind == "latency":
             res = child_latency(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]))
         elif kind == "soak":
-            res = child_soak(Path(rest[0]), float(rest[1]))
+            res = child_soak(Path(rest[0]), float(rest[1]), int(rest[2]) if len(rest) > 2 else 2)
         else:
             res = child_idle(float(rest[0]))
         print(json.dumps(res))
