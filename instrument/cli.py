@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="output device: index or name substring (see 'gesturegan devices')")
     p.add_argument("--rate", type=int, default=48000, help="sample rate in Hz (default 48000)")
     p.add_argument("--block", type=int, default=128, help="frames per audio block (default 128)")
-    p.add_argument("--buffer-blocks", type=int, default=2, help="blocks rendered ahead of the device (default 2)")
+    p.add_argument("--buffer-blocks", type=int, default=3, help="blocks rendered ahead of the device: latency vs safety (default 3)")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="inference provider (default auto)")
     p.add_argument("--record", type=Path, default=None, help="also write the output to this WAV (from a non-real-time thread)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until q or Ctrl-C)")

@@ -25,6 +25,7 @@ import collections
 import heapq
 import itertools
 import math
+import os
 import queue
 import sys
 import threading
@@ -48,6 +49,7 @@ LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
 AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
 ENGINE_NICE = -10
+GIVE_UP_S = 1.0  # a trigger or layer clip not generated within this is dropped (counted), not played late
 ENGINE_RT_PRIORITY = 5  # SCHED_FIFO, below JACK's default 10 and its clients' 5+
 SWITCH_INTERVAL_S = 0.0005  # how long Python lets one thread hold the GIL (default 5 ms: longer than a block)
 
@@ -57,7 +59,7 @@ class EngineConfig:
     sample_rate: int = 48000
     block_frames: int = 128
     channels: int = 2
-    buffer_blocks: int = 2  # how far the engine renders ahead of the audio callback (latency vs safety)
+    buffer_blocks: int = 3  # how far the engine renders ahead of the audio callback (latency vs safety)
     seed: int = 0  # trigger variations and layer drift are drawn from this
     provider: str = "auto"
     threads: int | None = None
@@ -377,7 +379,9 @@ class Engine:
             still = []
             for key, t, velocity, ratio, note in self._waiting:
                 clip = self.worker.get(key)
-                if clip is None:
+                if clip is None and self._t - t > GIVE_UP_S * self.sample_rate:
+                    self.telemetry.dropped_triggers += 1  # its clip never came (a model error): a late gesture is a wrong one
+                elif clip is None:
                     still.append((key, t, velocity, ratio, note))
                 else:
                     self._start_voice(clip, velocity, ratio, note, self._t)
@@ -408,12 +412,14 @@ class Engine:
                 self.layer.offer(clip, self._layer_want[0], xf)
                 self._layer_want = None
                 self._layer_next = None
-            return
+                return
+            if clip is None and self._t - self._layer_last_request > GIVE_UP_S * sr:  # lost (a model error): ask again later
+                self._layer_want = None
         if self.layer.fading or not self.layer.active:
             return
         ratio = pitch_ratio(self._pitch.value)
         drift = self.values["layer_drift"]
-        if drift > 0 and self.values["layer_loop"] < 0.5 and self._layer_next is None:
+        if drift > 0 and self.values["layer_loop"] < 0.5 and self._layer_next is None and self._layer_want is None:
             z = self.space.neighbour(self._z, drift, self._rng)  # ask early: a whole clip of time to make it
             nk = self._key(z, self._mix)
             self._layer_next = (nk, z)
@@ -537,7 +543,8 @@ class Engine:
     def _loop(self) -> None:
         # Real-time scheduling below JACK's own threads where the machine allows it, else a higher
         # priority where allowed; otherwise the default. The thread sleeps between blocks, so it cannot hog a core.
-        self.realtime = set_thread_realtime(ENGINE_RT_PRIORITY) or set_thread_nice(ENGINE_NICE)
+        rt = int(os.environ.get("GESTUREGAN_RT_PRIORITY", ENGINE_RT_PRIORITY))  # 0: no real-time scheduling
+        self.realtime = (rt > 0 and set_thread_realtime(rt)) or set_thread_nice(ENGINE_NICE)
         ring, b = self.ring, self.config.block_frames
         assert ring is not None
         target = max(self.config.buffer_blocks * b, self.sink.block_frames)

@@ -22,6 +22,9 @@ def render_to(engine: "Engine", seconds: float, path: str | Path | None = None, 
               subtype: str = "PCM_24") -> np.ndarray | None:
     if not (seconds > 0 and np.isfinite(seconds)):
         raise ValueError(f"seconds must be a positive number, got {seconds}")
+    if engine.ring is not None:
+        raise RuntimeError("this engine is playing live; render offline with an engine of its own (sync=True)")
+    engine.sync, engine.prefetch_enabled = True, False  # offline never waits for a thread: clips are made on the spot
     b = engine.config.block_frames
     n_blocks = int(np.ceil(seconds * engine.sample_rate / b))
     total = int(round(seconds * engine.sample_rate))

@@ -99,7 +99,7 @@ class GenerationWorker:
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._swap_to: tuple[GeneratorModel, int] | None = None
+        self._swap_to: GeneratorModel | None = None
         # telemetry (written here, read by anyone)
         self.infer_ms: collections.deque[float] = collections.deque(maxlen=2000)
         self.batches = 0
@@ -134,21 +134,20 @@ class GenerationWorker:
         return out
 
     def swap(self, model: GeneratorModel) -> int:
-        """Run later batches on ``model``; returns its model id (part of every cache key)."""
-        new_id = self.model_id + 1
+        """Run later batches on ``model``; returns its model id (part of every cache key). Never waits:
+        keys use the new id at once, the worker installs the model before its next batch (a batch in
+        flight finishes on the old one, under the old id), and closes the old model itself."""
+        self._swap_to = model
+        self.model_id += 1
+        self._wake.set()
         if self._thread is None:
-            self._install(model, new_id)
-        else:
-            self._swap_to = (model, new_id)
-            self._wake.set()
-            while self._swap_to is not None and self._thread.is_alive():
-                time.sleep(0.001)
-        return new_id
+            self._install_pending()
+        return self.model_id
 
-    def _install(self, model: GeneratorModel, model_id: int) -> None:
-        old = self.model
-        self.model, self.model_id = model, model_id
-        if old is not model:
+    def _install_pending(self) -> None:
+        model, self._swap_to = self._swap_to, None
+        if model is not None and model is not self.model:
+            old, self.model = self.model, model
             old.close()
 
     def generate_now(self, reqs: list[Request]) -> None:
@@ -169,6 +168,7 @@ class GenerationWorker:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._install_pending()
         self.model.close()
 
     def _loop(self) -> None:
@@ -176,9 +176,6 @@ class GenerationWorker:
         while not self._stop:
             self._wake.wait(0.1)
             self._wake.clear()
-            if self._swap_to is not None:
-                self._install(*self._swap_to)
-                self._swap_to = None
             while (self._pending or self._prefetch) and not self._stop:
                 batch, seen = [], set()
                 for queue, limit in ((self._pending, self.max_batch), (self._prefetch, PREFETCH_BATCH)):
@@ -198,6 +195,7 @@ class GenerationWorker:
     def _run(self, batch: list[Request]) -> None:
         import soxr
 
+        self._install_pending()
         model = self.model
         live = [r for r in batch if r.model_id == self.model_id]  # requests for a swapped-out model are dropped
         for r in batch:

@@ -36,7 +36,8 @@ fi
 # The audio tests play through a real PortAudio stream on JACK's dummy driver (paced in real time, no
 # sound card): start a server for them unless one is running, and stop it afterwards.
 # Real-time scheduling where the machine allows it (as on a musician's JACK setup), else --no-realtime.
-if command -v jackd >/dev/null && ! jack_wait -c >/dev/null 2>&1; then
+# (jack_wait -c exits 0 either way: read what it says.)
+if command -v jackd >/dev/null && [ "$(jack_wait -c 2>/dev/null)" != running ]; then
     jackd_log="${TMPDIR:-/tmp}/gesturegan-jackd.log"
     for mode in -R --no-realtime; do
         jackd "$mode" -d dummy -r 48000 -p 128 >"$jackd_log" 2>&1 &

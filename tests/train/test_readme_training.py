@@ -24,7 +24,7 @@ TINY_OVERRIDES = {
 
 def readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
-    section = text[text.index("## For researchers: training a generator") : text.index("## Benchmarks")]
+    section = text[text.index("## For researchers: training a generator") : text.index("## For performers: playing a model")]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
     return [line.split("#")[0].strip() for block in blocks for line in block.splitlines() if line.startswith("gesturegan ")]
 
@@ -47,7 +47,7 @@ def test_readme_training_commands_run_as_written(tiny_cache, corpus_dir, tmp_pat
     assert "model contract version 1: wavegan" in out and "precision fp16" not in out.split("wavegan.onnx:")[-1]
     # the README's Python snippet for loading a model, run as written, on the file the commands made
     text = (REPO / "README.md").read_text()
-    section = text[text.index("## For researchers: exporting a model") : text.index("## Benchmarks")]
+    section = text[text.index("## For researchers: exporting a model") : text.index("## For performers: playing a model")]
     (snippet,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     scope: dict = {}
     exec(compile(snippet, "README.md", "exec"), scope)
