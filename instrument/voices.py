@@ -101,19 +101,18 @@ class Layer:
             self.loops += 1
         else:
             self.crossfades += 1
-        self._old, self._old_pos = self.clip, self.pos
-        self.clip, self.key, self.pos = clip, key, 0.0
-        self._fade_t, self._fade_n = 0, max(1, crossfade_n)
-        self.stopping = False
+        self._fade_to(clip, key, crossfade_n)
 
     def stop(self, crossfade_n: int) -> None:
         """Fade out to silence."""
-        if self.clip is None:
-            return
+        if self.clip is not None:
+            self._fade_to(None, None, crossfade_n)
+
+    def _fade_to(self, clip: np.ndarray | None, key: bytes | None, crossfade_n: int) -> None:
         self._old, self._old_pos = self.clip, self.pos
-        self.clip, self.key, self.pos = None, None, 0.0
+        self.clip, self.key, self.pos = clip, key, 0.0
         self._fade_t, self._fade_n = 0, max(1, crossfade_n)
-        self.stopping = True
+        self.stopping = clip is None
 
     def remaining(self, ratio: float) -> float:
         """Output samples left in the playing clip at pitch ``ratio``."""
