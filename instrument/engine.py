@@ -321,6 +321,8 @@ class Engine:
             mix = self._mix if cat is None else one_hot(cat, self.info.n_categories)
             base = self._key(self._z, mix)
             n = self._variant_count.get(base, 0)
+            if len(self._variant_count) > 4096:  # latents change all show long: keep the counts of recent ones only
+                self._variant_count.clear()
             self._variant_count[base] = n + 1
             key, z = self._variant(mix, n)
             ratio = pitch_ratio(self._pitch.target + semis)
