@@ -145,7 +145,11 @@ class SoundDeviceSink(_Sink):
     def __init__(self, sample_rate: int, block_frames: int, channels: int = 2, device: int | str | None = None,
                  latency: str | float = "low") -> None:
         super().__init__()
-        import sounddevice as sd
+        try:
+            import sounddevice as sd
+        except OSError as e:  # sounddevice raises OSError when the PortAudio library itself is missing
+            raise AudioDeviceError(f"PortAudio is not available ({e}); install it (Debian/Ubuntu: apt-get install "
+                                   "libportaudio2) and try again") from None
 
         self.sample_rate, self.block_frames, self.channels, self.device = sample_rate, block_frames, channels, device
         try:
