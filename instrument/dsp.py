@@ -30,10 +30,6 @@ class Smoother:
         self.target = float(target)
         self._step = (self.target - self.value) / self.samples
 
-    def jump(self, value: float) -> None:
-        self.value = self.target = float(value)
-        self._step = 0.0
-
     def block(self, n: int) -> float | np.ndarray:
         if self.value == self.target:
             return self.value

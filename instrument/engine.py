@@ -40,11 +40,14 @@ from .dsp import SafetyChain, Smoother, db_to_gain
 from .errors import ModelFileError
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .model import GeneratorModel, load_model
-from .params import N_MACROS, ParamError, build_table, weight_id
+from .params import N_MACROS, Param, ParamError, build_table, weight_id
 from .ringbuffer import RingBuffer
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
 from .worker import GenerationWorker, Request, set_thread_nice, set_thread_realtime
 
+# a trigger's own arguments, checked like any parameter (clamped; NaN/Inf and wrong types refused)
+VELOCITY = Param("velocity", 1.0, 0.0, 1.0, doc="a trigger's velocity; its gain is velocity squared")
+NOTE_PITCH = Param("pitch", 0.0, -48.0, 48.0, "semitones", doc="a trigger's transposition, on top of the pitch parameter")
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
 AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
@@ -212,23 +215,15 @@ class Engine:
             raise ParamError(f"category index must be 0..{self.info.n_categories - 1}, got {category}")
         return int(category)
 
-    @staticmethod
-    def _unit(name: str, value: float, lo: float, hi: float) -> float:
-        v = float(value)
-        if not math.isfinite(v):
-            raise ParamError(f"{name} must be a finite number, got {value!r}")
-        return min(max(v, lo), hi)
-
     def trigger(self, category: str | int | None = None, velocity: float = 1.0, pitch: float = 0.0, at: int | None = None) -> None:
         """Play a one-shot gesture: of ``category`` (name or index), or of the current mix when None;
         ``velocity`` 0..1 (gain = velocity^2), ``pitch`` in semitones on top of the ``pitch`` parameter."""
-        self._post("trigger", (self._category_index(category), self._unit("velocity", velocity, 0, 1),
-                               self._unit("pitch", pitch, -48, 48), None), at)
+        self._post("trigger", (self._category_index(category), VELOCITY.coerce(velocity), NOTE_PITCH.coerce(pitch), None), at)
 
     def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = 60, at: int | None = None) -> None:
         if not 0 <= int(note) <= 127:
             raise ParamError(f"note must be 0..127, got {note}")
-        self._post("trigger", (self._category_index(category), self._unit("velocity", velocity, 0, 1), float(int(note) - root), int(note)), at)
+        self._post("trigger", (self._category_index(category), VELOCITY.coerce(velocity), float(int(note) - root), int(note)), at)
 
     def note_off(self, note: int, at: int | None = None) -> None:
         self._post("note_off", (int(note),), at)
@@ -375,8 +370,7 @@ class Engine:
         return max(1, int(self.values["crossfade"] * self.sample_rate))
 
     def _housekeeping(self) -> None:
-        """Once per block: clips that arrived, the layer's next clip, render-ahead."""
-        self.worker.done()  # arrivals are looked up in the cache below; draining keeps the deque short
+        """Once per block: clips that arrived (looked up in the worker's cache), the layer's next clip, render-ahead."""
         if self._waiting:
             still = []
             for key, t, velocity, ratio, note in self._waiting:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .contract import OPTIONAL_KEYS, REQUIRED_KEYS, read_header
 from .errors import ModelFileError, ProviderError
-from .model import PROVIDERS, GeneratorModel, cuda_status, load_model_bytes
+from .model import PROVIDERS, GeneratorModel, cuda_status, load_model_bytes, read_model_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.model
     if args.runs < 1 or args.batch < 1:
         raise ModelFileError(f"--runs and --batch must be >= 1, got {args.runs} and {args.batch}")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file" + (" (it is a folder)" if path.is_dir() else ""))
-    data = path.read_bytes()
+    data = read_model_file(path)
     header = read_header(data, str(path))
     opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted(header.opsets.items()))
     print(f"{path}: {len(data) / 1e6:.2f} MB, ONNX IR version {header.ir_version}, opset {opsets}, "

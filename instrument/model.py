@@ -202,11 +202,16 @@ def load_model_bytes(data: bytes, source: str = "model", provider: str = "auto",
     return model
 
 
+def read_model_file(path: str | os.PathLike) -> bytes:
+    """A model file's bytes, or :class:`ModelFileError` when there is no file there."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"{p}: no such model file" + (" (it is a folder)" if p.is_dir() else ""))
+    return p.read_bytes()
+
+
 def load_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None, warmup: bool = True) -> GeneratorModel:
     """Open a model file for the engine. Raises :class:`ModelFileError` (missing, truncated, not ONNX,
     breaking the contract, newer contract version) or :class:`ProviderError` (``provider='cuda'`` where
     CUDA cannot be used), each naming the file and what is wrong."""
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"{p}: no such model file" + (" (it is a folder)" if p.is_dir() else ""))
-    return load_model_bytes(p.read_bytes(), str(p), provider, threads, warmup)
+    return load_model_bytes(read_model_file(path), str(path), provider, threads, warmup)

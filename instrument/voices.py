@@ -83,7 +83,6 @@ class Layer:
         self._old_pos = 0.0
         self._fade_t = 0  # samples into the crossfade
         self._fade_n = 0  # crossfade length; 0 = not fading
-        self.stopping = False
         self.crossfades = 0
         self.loops = 0
 
@@ -112,7 +111,6 @@ class Layer:
         self._old, self._old_pos = self.clip, self.pos
         self.clip, self.key, self.pos = clip, key, 0.0
         self._fade_t, self._fade_n = 0, max(1, crossfade_n)
-        self.stopping = clip is None
 
     def remaining(self, ratio: float) -> float:
         """Output samples left in the playing clip at pitch ``ratio``."""
@@ -136,5 +134,4 @@ class Layer:
             self._fade_t += n
             if self._fade_t >= self._fade_n:
                 self._fade_n, self._old = 0, None
-                self.stopping = False
         return new

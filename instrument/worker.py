@@ -3,8 +3,8 @@
 The engine thread asks for clips (:meth:`GenerationWorker.request`, never blocking); the worker takes
 every pending request at once, runs them as one batch (up to ``max_batch``), resamples the whole batch
 once to the device rate with soxr, sanitises it (NaN/Inf -> 0, huge peaks scaled down, both
-counted) and puts the clips in a small LRU cache, keyed by model, latent and mix. The engine polls
-:meth:`done` each block and looks clips up with :meth:`get`.
+counted) and puts the clips in a small LRU cache, keyed by model, latent and mix. The engine looks
+clips up with :meth:`get` each block.
 
 ``generate_now`` does the same work in the caller's thread: the offline renderer (and any test that
 must be sample-exact) uses it so results never depend on thread timing.
@@ -95,7 +95,6 @@ class GenerationWorker:
         self._end_fade = int(END_FADE_S * device_rate)
         self._pending: collections.deque[Request] = collections.deque()
         self._prefetch: collections.deque[Request] = collections.deque()
-        self._done: collections.deque[bytes] = collections.deque()
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -126,12 +125,6 @@ class GenerationWorker:
 
     def get(self, key: bytes) -> np.ndarray | None:
         return self.cache.get(key)
-
-    def done(self) -> list[bytes]:
-        out = []
-        while self._done:
-            out.append(self._done.popleft())
-        return out
 
     def swap(self, model: GeneratorModel) -> int:
         """Run later batches on ``model``; returns its model id (part of every cache key). Never waits:
@@ -185,7 +178,6 @@ class GenerationWorker:
                         except IndexError:  # the prefetch list was replaced under us
                             break
                         if r.key in seen or self.cache.get(r.key) is not None:
-                            self._done.append(r.key)
                             continue
                         seen.add(r.key)
                         batch.append(r)
@@ -198,9 +190,6 @@ class GenerationWorker:
         self._install_pending()
         model = self.model
         live = [r for r in batch if r.model_id == self.model_id]  # requests for a swapped-out model are dropped
-        for r in batch:
-            if r.model_id != self.model_id:
-                self._done.append(r.key)
         if not live:
             return
         z = np.stack([r.z for r in live]).astype(np.float32)
@@ -211,8 +200,6 @@ class GenerationWorker:
         except Exception as e:  # noqa: BLE001 - a failing model must not kill the worker; the engine covers with the last clip
             self.errors += 1
             self.last_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            for r in live:
-                self._done.append(r.key)
             return
         rate = model.info.sample_rate
         if rate != self.device_rate:
@@ -233,7 +220,6 @@ class GenerationWorker:
                 clip[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)  # no click where a clip ends
             self.cache.put(r.key, clip)
             self.clips += 1
-            self._done.append(r.key)
 
     def inference_percentiles(self) -> tuple[float, float]:
         t = list(self.infer_ms)
