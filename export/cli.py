@@ -15,14 +15,18 @@ import instrument.cli
 import instrument.inspect
 from instrument.audio import AudioDeviceError
 from instrument.errors import ModelFileError, ProviderError
+from instrument.midi import MidiError
+from instrument.midimap import MidiMapError
+from instrument.osc import OscConfigError
 from instrument.params import ParamError
+from instrument.presets import PresetError
 from train.errors import CheckpointError, DatasetError, ModelError, TrainingError
 
 from . import commands, demo
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DatasetError, ModelError, CheckpointError, TrainingError, ModelFileError, ProviderError, AudioDeviceError, ParamError,
-    FileNotFoundError, NotADirectoryError, PermissionError,
+    OscConfigError, MidiError, MidiMapError, PresetError, FileNotFoundError, NotADirectoryError, PermissionError,
 )
 
 

@@ -5,6 +5,13 @@ frames from the ring buffer into PortAudio's buffer, fills any shortfall with si
 underrun, and notes the block's output (DAC) time in a preallocated array. No locks, no logging, no
 allocation beyond numpy's slice views, no I/O.
 
+**Whose underrun.** An underrun is the engine's fault unless the host stalled: when the machine stops every
+thread for longer than the buffer (a VM losing its core, a driver hiccup), the device itself underflows
+(PortAudio's ``output_underflow``, a JACK xrun) and, after the stall, JACK's timed drivers run the missed
+cycles back to back, draining any buffer. The callback notes the callback number of each underrun and each
+device underflow, and :meth:`_Sink.stats` calls an underrun *engine_underruns* only when no device
+underflow came within ``XRUN_WINDOW`` callbacks of it.
+
 **Sinks** share one small interface: ``block_frames``, ``start(ring)``, ``stop()``, ``close()``,
 ``stats()``.
 
@@ -25,25 +32,31 @@ from .ringbuffer import RingBuffer
 TIMESTAMPS = 4096  # (first frame, DAC time) of the last blocks, for latency measurement
 
 UNDERRUNS, DEVICE_UNDERFLOWS, CALLBACKS, FRAMES = range(4)
+EVENT_LOG = 1024  # callback numbers of the last underruns and device underflows
+XRUN_WINDOW = 32  # callbacks (85 ms at 128 frames / 48 kHz) either side of a device underflow
 
 
 class AudioDeviceError(RuntimeError):
     """No usable audio device, a rate it cannot do, or a device that is busy; the message lists devices."""
 
 
-def make_callback(ring: RingBuffer, counters: np.ndarray, stamps: np.ndarray):
-    """A sounddevice output callback that only copies. ``counters`` (int64 [4]) and ``stamps``
-    (float64 [TIMESTAMPS, 2]) are preallocated by the caller and read by other threads."""
+def make_callback(ring: RingBuffer, counters: np.ndarray, stamps: np.ndarray, events: np.ndarray):
+    """A sounddevice output callback that only copies. ``counters`` (int64 [4]), ``stamps``
+    (float64 [TIMESTAMPS, 2]) and ``events`` (int64 [2, EVENT_LOG]: the callback numbers of underruns, of
+    device underflows) are preallocated by the caller and read by other threads."""
 
     def callback(outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        k = counters[CALLBACKS] % TIMESTAMPS
+        n = counters[CALLBACKS]
+        k = n % TIMESTAMPS
         stamps[k, 0] = ring.frames_read  # the engine sample this block starts with (silence from an underrun shifts nothing)
         stamps[k, 1] = time_info.outputBufferDacTime
         got = ring.readinto(outdata)
         if got < frames:
             outdata[got:] = 0.0
+            events[0, counters[UNDERRUNS] % EVENT_LOG] = n
             counters[UNDERRUNS] += 1
         if status.output_underflow:
+            events[1, counters[DEVICE_UNDERFLOWS] % EVENT_LOG] = n
             counters[DEVICE_UNDERFLOWS] += 1
         counters[CALLBACKS] += 1
         counters[FRAMES] += frames
@@ -57,11 +70,24 @@ class _Sink:
     def __init__(self) -> None:
         self.counters = np.zeros(4, np.int64)
         self.stamps = np.zeros((TIMESTAMPS, 2), np.float64)
+        self.events = np.full((2, EVENT_LOG), -10**9, np.int64)
+
+    def engine_underruns(self) -> int:
+        """Underruns with no device underflow within ``XRUN_WINDOW`` callbacks: the engine's own (see the
+        module docstring). Underruns too old to be in the log count as the engine's."""
+        n_under, n_xrun = int(self.counters[UNDERRUNS]), int(self.counters[DEVICE_UNDERFLOWS])
+        logged = min(n_under, EVENT_LOG)
+        under = self.events[0, :logged] if n_under <= EVENT_LOG else self.events[0]
+        xruns = self.events[1, :min(n_xrun, EVENT_LOG)]
+        if xruns.size == 0:
+            return n_under
+        near = (np.abs(under[:, None] - xruns[None, :]) <= XRUN_WINDOW).any(axis=1)
+        return int((n_under - logged) + (~near).sum())
 
     def stats(self) -> dict:
         c = self.counters
-        return {"underruns": int(c[UNDERRUNS]), "device_underflows": int(c[DEVICE_UNDERFLOWS]),
-                "callbacks": int(c[CALLBACKS]), "frames": int(c[FRAMES])}
+        return {"underruns": int(c[UNDERRUNS]), "engine_underruns": self.engine_underruns(),
+                "device_underflows": int(c[DEVICE_UNDERFLOWS]), "callbacks": int(c[CALLBACKS]), "frames": int(c[FRAMES])}
 
     def dac_time_of(self, frame: int) -> float | None:
         """The output time of engine sample ``frame``, from the callback's stamps, or None if that block
@@ -74,6 +100,15 @@ class _Sink:
             if first <= frame:
                 return float(self.stamps[k, 1] + (frame - first) / self.sample_rate)
         return None
+
+
+    def frame_at_dac(self, dac_time: float) -> float | None:
+        """The engine sample that plays at ``dac_time`` (stream clock), from the latest callback's stamp."""
+        n = int(self.counters[CALLBACKS])
+        if n == 0:
+            return None
+        k = (n - 1) % TIMESTAMPS
+        return float(self.stamps[k, 0] + (dac_time - self.stamps[k, 1]) * self.sample_rate)
 
 
 class _Status:
@@ -99,7 +134,7 @@ class MemorySink(_Sink):
 
     def start(self, ring: RingBuffer) -> None:
         self.ring = ring
-        self._callback = make_callback(ring, self.counters, self.stamps)
+        self._callback = make_callback(ring, self.counters, self.stamps, self.events)
 
     def pull(self, n_blocks: int, timeout: float = 10.0) -> np.ndarray:
         assert self.ring is not None and self._callback is not None, "start the engine first"
@@ -166,7 +201,7 @@ class SoundDeviceSink(_Sink):
         try:
             self.stream = self._sd.OutputStream(
                 samplerate=self.sample_rate, blocksize=self.block_frames, channels=self.channels, dtype="float32",
-                device=self.device, latency=self._latency, callback=make_callback(ring, self.counters, self.stamps))
+                device=self.device, latency=self._latency, callback=make_callback(ring, self.counters, self.stamps, self.events))
             self.stream.start()
         except Exception as e:  # noqa: BLE001
             raise AudioDeviceError(f"cannot open the output stream (busy or gone?): {e}\noutput devices:\n{list_devices()}") from None
@@ -175,6 +210,14 @@ class SoundDeviceSink(_Sink):
     def stream_time(self) -> float:
         """The stream clock, the one ``dac_time_of`` answers in."""
         return float(self.stream.time) if self.stream is not None else 0.0
+
+    def frame_at_unix(self, unix_time: float) -> float | None:
+        """The engine sample that plays at ``unix_time`` (the clock of OSC time tags). The stream clock
+        and the Unix clock are read back to back, each call, so a slewed system clock is followed."""
+        if self.stream is None:
+            return None
+        offset = time.time() - float(self.stream.time)
+        return self.frame_at_dac(unix_time - offset)
 
     def stop(self) -> None:
         if self.stream is not None:

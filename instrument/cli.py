@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .errors import ModelFileError
+from .osc import DEFAULT_OSC_PORT, OscConfigError
 
 
 def bundled_model() -> Path | None:
@@ -28,10 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=run_devices)
     p = sub.add_parser(
         "play",
-        help="play the instrument on a sound card (keys: 1-9 trigger a category, l layer on/off, q quit)",
+        help="play the instrument on a sound card, from the keyboard, OSC and MIDI",
         description="Start the instrument: load a model, open the output device, show a status line. "
                     "In a terminal, keys 1-9 trigger the categories, 0 triggers the current mix, l switches the "
-                    "continuous layer, m/M move macro 1, q quits. Ctrl-C stops it too.",
+                    "continuous layer, m/M move macro 1, k arms MIDI learn (K disarms), q quits. Ctrl-C stops it too. "
+                    "OSC is on (127.0.0.1:9000) unless --no-osc; MIDI with --midi or --midi-virtual.",
     )
     p.add_argument("--model", type=Path, default=None, help="an exported .onnx model (default: the bundled model)")
     p.add_argument("--device", default=None, help="output device: index or name substring (see 'gesturegan devices')")
@@ -44,7 +46,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", action="store_true", help="start with the continuous layer on")
     p.add_argument("--demo", action="store_true", help="play by itself: a trigger every half second, cycling the categories")
     p.add_argument("--quiet", "-q", action="store_true", help="no status line")
+    o = p.add_argument_group("OSC (Max/MSP, SuperCollider, Pure Data)")
+    o.add_argument("--osc-port", type=int, default=DEFAULT_OSC_PORT, help=f"UDP port to listen on (default {DEFAULT_OSC_PORT})")
+    o.add_argument("--osc-host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 or an interface's address for the network)")
+    o.add_argument("--osc-allow", default=None, help="comma-separated client addresses accepted (default: any that can reach --osc-host)")
+    o.add_argument("--osc-reply", default=None, help="HOST:PORT to send replies to (default: back to each sender)")
+    o.add_argument("--no-osc", action="store_true", help="no OSC server")
+    m = p.add_argument_group("MIDI")
+    m.add_argument("--midi", action="append", default=[], metavar="PORT",
+                   help="MIDI input to play from: a name or part of one (see 'gesturegan midi-ports'), or 'all'; repeatable. "
+                        "A port that is not there yet, or is unplugged, is connected when it appears")
+    m.add_argument("--midi-virtual", nargs="?", const="GestureGAN in", default=None, metavar="NAME",
+                   help="also make a virtual MIDI input (default name 'GestureGAN in') for a DAW or another program to connect to")
+    m.add_argument("--midi-map", type=Path, default=None,
+                   help="the MIDI map (TOML; default: yours from MIDI learn, else presets/midi/default.toml)")
+    m.add_argument("--midi-api", choices=("auto", "alsa", "jack", "coremidi", "winmm"), default="auto",
+                   help="MIDI system (default auto: ALSA where the sequencer exists, else JACK)")
     p.set_defaults(func=run_play)
+    mp = sub.add_parser("midi-ports", help="list the MIDI inputs", description="List the MIDI inputs that --midi can open.")
+    mp.add_argument("--midi-api", choices=("auto", "alsa", "jack", "coremidi", "winmm"), default="auto")
+    mp.set_defaults(func=run_midi_ports)
 
 
 def run_devices(args: argparse.Namespace) -> int:
@@ -55,6 +77,16 @@ def run_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_midi_ports(args: argparse.Namespace) -> int:
+    from .midi import input_names
+
+    names = input_names(args.midi_api)
+    print("MIDI inputs:" if names else "no MIDI inputs (is a controller plugged in, and the ALSA sequencer or JACK running?)")
+    for n in names:
+        print(f"  {n}")
+    return 0
+
+
 def _status_line(st: dict) -> str:
     mix = " ".join(f"{c[:6]} {w:.2f}" for c, w in st["mix"].items())
     macros = " ".join(f"{m:+.1f}" for m in st["macros"][:4])
@@ -62,6 +94,50 @@ def _status_line(st: dict) -> str:
             f"  layer {'on ' if st['layer'] else 'off'}  underruns {st['underruns']}  late {st['late_events'] + st['late_triggers']}"
             f"  infer p50/p99 {st['inference_ms_p50']:.1f}/{st['inference_ms_p99']:.1f} ms  queue {st['queue_depth']}"
             f"  render {100 * st['render_load']:.0f}%  cpu {100 * st['cpu_cores']:.0f}%")
+
+
+def _controls_line(osc, midi) -> str:
+    parts = []
+    if osc is not None:
+        o = osc.router.stats
+        parts.append(f"osc :{osc.port} {o.handled} ok {o.malformed + o.unknown_address + o.bad_args} bad {o.late} late")
+    if midi is not None:
+        parts.append(f"midi {len(midi.ports)} port{'s' if len(midi.ports) != 1 else ''} {midi.stats.messages} msgs"
+                     + (f"  LEARN {midi.learning}: move a control" if midi.learning else ""))
+    return ("  " + "  ".join(parts)) if parts else ""
+
+
+def _start_controls(eng, args: argparse.Namespace):
+    """The OSC server and the MIDI inputs the arguments ask for (either may be None)."""
+    from .midimap import default_map, load_map, user_map
+    from .osc import OscRouter, OscServer
+    from .presets import PresetLibrary
+
+    presets = PresetLibrary()
+    midi = None
+    if args.midi or args.midi_virtual:
+        from .midi import MidiController
+
+        map_path = args.midi_map or default_map()
+        if map_path is None:
+            raise FileNotFoundError("no MIDI map: pass --midi-map (presets/midi/default.toml is missing from this install)")
+        midi_map = load_map(map_path, eng.table, eng.info.categories)
+        midi = MidiController(eng, midi_map, presets, learn_path=args.midi_map or user_map())
+        midi.open(args.midi, api=args.midi_api, virtual=args.midi_virtual)
+        print(f"MIDI: map {map_path}; inputs {', '.join(midi.ports) or '(waiting for ' + ', '.join(args.midi) + ')'}")
+    osc = None
+    if not args.no_osc:
+        reply = None
+        if args.osc_reply:
+            host, _, port = args.osc_reply.rpartition(":")
+            if not port.isdigit():
+                raise OscConfigError(f"--osc-reply wants HOST:PORT, got {args.osc_reply!r}")
+            reply = (host or "127.0.0.1", int(port))
+        router = OscRouter(eng, presets=presets, midi=midi, reply_to=reply)
+        allow = [h.strip() for h in args.osc_allow.split(",") if h.strip()] if args.osc_allow else None
+        osc = OscServer(router, args.osc_host, args.osc_port, allow).start()
+        print(f"OSC: listening on {osc.host}:{osc.port} (send /gesturegan/addresses for the address space)")
+    return osc, midi
 
 
 def run_play(args: argparse.Namespace) -> int:
@@ -76,8 +152,9 @@ def run_play(args: argparse.Namespace) -> int:
     config = EngineConfig(sample_rate=args.rate, block_frames=args.block, buffer_blocks=args.buffer_blocks, provider=args.provider)
     sink = SoundDeviceSink(args.rate, args.block, config.channels, device)
     eng = Engine(model, config, sink=sink)
-    recorder = None
+    recorder = osc = midi = None
     try:
+        osc, midi = _start_controls(eng, args)
         if args.record is not None:
             recorder = Recorder(args.record, args.rate, config.channels)
             eng.block_listeners.append(recorder)
@@ -89,21 +166,38 @@ def run_play(args: argparse.Namespace) -> int:
               f"{sink.stream.device if sink.stream is not None else device}, {args.rate} Hz, {args.block} frames, "
               f"output latency {1000 * (sink.output_latency_s or 0):.1f} ms, inference on {m.provider}"
               + (f" ({m.provider_note})" if m.provider_note else ""))
-        _run(eng, args)
+        _run(eng, args, osc, midi)
     except KeyboardInterrupt:
         pass
     finally:
+        if osc is not None:
+            osc.close()
+        if midi is not None:
+            midi.close()
         eng.close()
         if recorder is not None:
             recorder.close()
             print(f"\nrecorded {recorder.frames / args.rate:.1f} s to {args.record}")
     st = eng.status()
-    print(f"\nstopped after {st['time_s']:.1f} s: underruns {st['underruns']}, late events {st['late_events']}, "
+    print(f"\nstopped after {st['time_s']:.1f} s: underruns {st['underruns']} ({st['underruns'] - st['engine_underruns']} during device xruns), "
+          f"device xruns {st['device_underflows']}, late events {st['late_events']}, "
           f"late triggers {st['late_triggers']}, bad clips {st['bad_clips']}")
     return 0
 
 
-def _run(eng, args: argparse.Namespace) -> None:
+def _ask(prompt: str, tty_state) -> str:
+    """Read a line in the middle of the key loop (the terminal back in line mode for it)."""
+    import termios
+    import tty
+
+    termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)
+    try:
+        return input("\n" + prompt).strip()
+    finally:
+        tty.setcbreak(sys.stdin.fileno())
+
+
+def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
     interactive = sys.stdin.isatty() and not args.demo
     t0 = time.monotonic()
     last_status = last_demo = 0.0
@@ -123,7 +217,7 @@ def _run(eng, args: argparse.Namespace) -> None:
                 eng.trigger(k % n_cat, 0.8)
                 k, last_demo = k + 1, now
             if not args.quiet and now - last_status >= (0.2 if sys.stdout.isatty() else 2.0):
-                line = _status_line(eng.status())
+                line = _status_line(eng.status()) + _controls_line(osc, midi)
                 print("\r" + line if sys.stdout.isatty() else line, end="" if sys.stdout.isatty() else "\n", flush=True)
                 last_status = now
             if interactive and select.select([sys.stdin], [], [], 0.02)[0]:
@@ -137,6 +231,15 @@ def _run(eng, args: argparse.Namespace) -> None:
                     eng.set("layer", 0 if eng.values["layer"] else 1)
                 elif key in "mM":
                     eng.set("macro1", eng.values["macro1"] + (0.1 if key == "M" else -0.1))
+                elif key == "k" and midi is not None:
+                    pid = _ask("MIDI learn: parameter id (e.g. macro3, gain; empty cancels): ", tty_state)
+                    try:
+                        if pid:
+                            midi.learn(pid, lambda p, what: print(f"\nlearned: {what} -> {p}"))
+                    except ValueError as e:
+                        print(f"\n{e}")
+                elif key == "K" and midi is not None:
+                    midi.cancel_learn()
             else:
                 time.sleep(0.02)
     finally:

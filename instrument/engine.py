@@ -41,7 +41,7 @@ from .dsp import SafetyChain, Smoother, db_to_gain
 from .errors import ModelFileError
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .model import GeneratorModel, load_model
-from .params import N_MACROS, Param, ParamError, build_table, weight_id
+from .params import N_MACROS, Param, ParamError, build_table, implied_mix_mode, weight_id
 from .ringbuffer import RingBuffer
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
 from .worker import GenerationWorker, Request, set_thread_nice, set_thread_realtime
@@ -94,6 +94,8 @@ class Telemetry:
     model_errors: int = 0
     last_error: str = ""
     render_seconds: float = 0.0  # time spent in process_block
+    max_block_ms: float = 0.0  # the slowest process_block while playing live
+    max_wake_gap_ms: float = 0.0  # the longest the live engine thread went between two looks at the ring
     trigger_delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10000))  # samples, time -> first sound
 
 
@@ -161,6 +163,8 @@ class Engine:
         self.block_listeners: list[Callable[[np.ndarray, int], None]] = []  # e.g. the recorder (engine thread)
         self.applied: list[tuple[str, int, float]] = []  # (kind, sample applied, perf_counter posted): for latency measurement
         self.keep_applied = False
+        self._latent_override: np.ndarray | None = None
+        self._recorder = None
         self._cpu0 = (time.process_time(), time.perf_counter())
         self.meter = 0.0
         self._meter_decay = 0.1 ** (1.0 / (1.5 * config.sample_rate))
@@ -181,10 +185,62 @@ class Engine:
 
     def set(self, pid: str, value: object, at: int | None = None) -> float:
         """Set parameter ``pid``; returns the value it will take (clamped per the table). Raises
-        :class:`~instrument.params.ParamError` for an unknown id, NaN/Inf, a wrong type or a refused value."""
+        :class:`~instrument.params.ParamError` for an unknown id, NaN/Inf, a wrong type or a refused value.
+        Moving the XY pad (``morph_x``/``morph_y``) switches ``mix_mode`` to xy; a ``weight.*`` to weights."""
         v = self.table.coerce(pid, value)
-        self._post("set", (pid, v), at)
+        mode = implied_mix_mode(pid)
+        if mode is None:
+            self._post("set", (pid, v), at)
+        else:
+            self._post("set_many", (((pid, v), ("mix_mode", mode)),), at)
         return v
+
+    def set_values(self, values: dict[str, object], at: int | None = None) -> dict[str, float]:
+        """Set several parameters at the same sample, exactly as given (a preset: no implied mode switch).
+        Every value is checked first; one bad value refuses them all."""
+        items = tuple((pid, self.table.coerce(pid, v)) for pid, v in values.items())
+        self._post("set_many", (items,), at)
+        return dict(items)
+
+    def set_latent(self, z: list[float] | np.ndarray | None, at: int | None = None) -> None:
+        """Replace the seed's base latent with ``z`` (``[latent_dim]``, finite; kept inside the latent
+        distribution's support), or go back to the seed's with None. Macros and radius still apply."""
+        if z is not None:
+            arr = np.asarray(z, dtype=np.float64).reshape(-1)
+            if arr.size != self.info.latent_dim:
+                raise ParamError(f"the latent needs {self.info.latent_dim} values, got {arr.size}")
+            if not np.isfinite(arr).all():
+                raise ParamError("the latent must be finite (no NaN or Inf)")
+            z = self.space.clip_to_support(arr)
+        self._post("latent", (z,), at)
+
+    def sample_at(self, unix_time: float) -> int:
+        """The engine sample that reaches the speakers at ``unix_time`` (``time.time()`` clock: OSC time
+        tags), from the audio callback's own DAC timestamps; without a device, the engine clock as if
+        it were now playing. May be in the past (before :meth:`now`)."""
+        sink, sr = self.sink, self.sample_rate
+        mapped = sink.frame_at_unix(unix_time) if sink is not None and hasattr(sink, "frame_at_unix") else None
+        if mapped is not None:
+            return int(round(mapped))
+        return self._t + int(round((unix_time - time.time()) * sr))
+
+    def start_recording(self, path: str | Path) -> None:
+        """Record the output to a WAV (32-bit float) from a thread of its own; replaces a recording in progress."""
+        from .audio import Recorder
+
+        rec = Recorder(path, self.sample_rate, self.config.channels)
+        self.stop_recording()
+        self.block_listeners = [*self.block_listeners, rec]  # a new list: the engine thread iterates the old one
+        self._recorder = rec
+
+    def stop_recording(self) -> tuple[str, float] | None:
+        """Stop the recording; returns (path, seconds) or None when none was running."""
+        rec, self._recorder = self._recorder, None
+        if rec is None:
+            return None
+        self.block_listeners = [f for f in self.block_listeners if f is not rec]
+        rec.close()
+        return str(rec.path), rec.frames / self.sample_rate
 
     def set_mix(self, weights: dict[str, float] | list[float] | np.ndarray, at: int | None = None) -> None:
         """Set every ``weight.<category>`` at once (and switch ``mix_mode`` to weights)."""
@@ -262,7 +318,7 @@ class Engine:
     def _update_controls(self) -> None:
         v = self.values
         macros = np.array([v[f"macro{i}"] for i in range(1, N_MACROS + 1)], np.float32)
-        self._z = self.space.latent(int(v["seed"]), macros, v["radius"])
+        self._z = self.space.latent(int(v["seed"]), macros, v["radius"], self._latent_override)
         self._mix = category_mix(v, self.info.categories)
         self._dirty = True
 
@@ -338,6 +394,9 @@ class Engine:
             for vc in self.voices:
                 vc.release()
             self._waiting.clear()
+        elif kind == "latent":
+            self._latent_override = a[0]
+            self._update_controls()
         elif kind == "swap":
             self.worker.swap(a[0])
             self.telemetry.model_swaps += 1
@@ -347,6 +406,8 @@ class Engine:
 
     def _set(self, pid: str, v: float) -> None:
         self.values[pid] = v
+        if pid == "seed":
+            self._latent_override = None  # a new seed is a new base latent
         if pid == "gain":
             self.safety.set_gain_db(v)
         elif pid == "ceiling":
@@ -364,7 +425,7 @@ class Engine:
             else:
                 self._dirty = True
                 self._layer_last_request = -10**12
-        elif pid in LATENT_PARAMS or pid.startswith("weight.") or pid in ("mix_mode", "morph_x", "morph_y", "variation"):
+        elif pid in LATENT_PARAMS or pid.startswith("weight.") or pid in ("mix_mode", "morph_x", "morph_y", "morph_path", "variation"):
             self._update_controls()
 
     def _crossfade_n(self) -> int:
@@ -552,9 +613,20 @@ class Engine:
         assert ring is not None
         target = max(self.config.buffer_blocks * b, self.sink.block_frames)
         period = b / self.sample_rate
+        tel = self.telemetry
+        clock = time.perf_counter
+        last = clock()
         while self._running:
+            now = clock()
+            if now - last > tel.max_wake_gap_ms / 1000:
+                tel.max_wake_gap_ms = (now - last) * 1000
             while ring.read_available < target and ring.write_available >= b and self._running:
+                t0 = clock()
                 ring.write(self.process_block())
+                dt = clock() - t0
+                if dt > tel.max_block_ms / 1000:
+                    tel.max_block_ms = dt * 1000
+            last = clock()
             self._wake.wait(period / 2)
             self._wake.clear()
 
@@ -569,6 +641,7 @@ class Engine:
 
     def close(self) -> None:
         self.stop()
+        self.stop_recording()
         if self._swap_thread is not None:
             self._swap_thread.join(timeout=30)
         self.worker.close()
@@ -594,6 +667,7 @@ class Engine:
             "time_s": self._t / self.sample_rate,
             "level_dbfs": 20 * math.log10(max(self.meter, 1e-6)),
             "underruns": sink_stats.get("underruns", 0),
+            "engine_underruns": sink_stats.get("engine_underruns", 0),
             "device_underflows": sink_stats.get("device_underflows", 0),
             "late_events": tel.late_events,
             "late_triggers": tel.late_triggers,
@@ -614,6 +688,8 @@ class Engine:
             "model_swaps": tel.model_swaps,
             "model_errors": tel.model_errors + self.worker.errors,
             "last_error": tel.last_error or self.worker.last_error,
+            "max_block_ms": tel.max_block_ms,
+            "max_wake_gap_ms": tel.max_wake_gap_ms,
             "render_load": tel.render_seconds / max(1e-9, tel.blocks * self.config.block_frames / self.sample_rate),
             "cpu_cores": (time.process_time() - self._cpu0[0]) / max(1e-9, time.perf_counter() - self._cpu0[1]),
             "mix": {c: float(w) for c, w in zip(self.info.categories, self._mix)},

@@ -7,7 +7,8 @@
 - **Radius**: scales the latent toward the centre (0) or past it (2), then the result is kept inside
   the distribution's support (uniform latents are clipped to [-1, 1]).
 - **Neighbours** for triggers: a seeded random step of size ``variation`` around the current latent.
-- **Category mix**: normalised weights, or the XY pad's bilinear blend of its four corner categories.
+- **Category mix**: normalised weights, the XY pad's bilinear blend of its four corner categories, or a
+  path through the categories in order (neighbours crossfaded).
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ class LatentSpace:
             return np.clip(z, -1.0, 1.0).astype(np.float32)
         return z.astype(np.float32)
 
-    def latent(self, seed: int, macros: np.ndarray, radius: float) -> np.ndarray:
-        z = self.base(seed) + macros.astype(np.float32) @ self.directions
+    def latent(self, seed: int, macros: np.ndarray, radius: float, base: np.ndarray | None = None) -> np.ndarray:
+        """``base`` (default: the seed's) moved by the macros, scaled by the radius, kept in the support."""
+        z = (self.base(seed) if base is None else base) + macros.astype(np.float32) @ self.directions
         return self.clip_to_support(z * np.float32(radius))
 
     def neighbour(self, z: np.ndarray, variation: float, rng: np.random.Generator) -> np.ndarray:
@@ -62,7 +64,16 @@ class LatentSpace:
 def category_mix(values: dict[str, float], categories: tuple[str, ...]) -> np.ndarray:
     """The category weights ``[n_categories]`` (summing to 1) the parameters ask for."""
     n = len(categories)
-    if values.get("mix_mode", 0.0) >= 0.5:  # xy
+    mode = int(values.get("mix_mode", 0.0))
+    if mode == 2:  # path: between neighbours along the category order
+        pos = min(max(values.get("morph_path", 0.0), 0.0), 1.0) * (n - 1)
+        i = min(int(pos), n - 2) if n > 1 else 0
+        w = np.zeros(n, np.float64)
+        if n == 1:
+            w[0] = 1.0
+        else:
+            w[i], w[i + 1] = 1.0 - (pos - i), pos - i
+    elif mode == 1:  # xy
         x, y = values["morph_x"], values["morph_y"]
         corners = ((1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y)
         w = np.zeros(n, np.float64)

@@ -110,10 +110,13 @@ def _fixed() -> list[Param]:
         Param("radius", 1.0, 0.0, 2.0, group="latent", doc="latent truncation/radius: 0 = the centre of the latent space, 1 = as drawn"),
         Param("variation", 0.1, 0.0, 1.0, group="latent",
               doc="how far each trigger strays from the current latent (0 = every trigger plays the same clip)"),
-        Param("mix_mode", 0, 0, 1, kind="choice", choices=("weights", "xy"), group="category",
-              doc="where the category mix comes from: the weight.* parameters, or the XY pad"),
-        Param("morph_x", 0.0, 0.0, 1.0, group="category", doc="XY pad, x: corners are categories 1 (0,0), 2 (1,0), 3 (0,1), 4 (1,1)"),
-        Param("morph_y", 0.0, 0.0, 1.0, group="category", doc="XY pad, y"),
+        Param("mix_mode", 0, 0, 2, kind="choice", choices=("weights", "xy", "path"), group="category",
+              doc="where the category mix comes from: the weight.* parameters, the XY pad, or the path through the categories"),
+        Param("morph_x", 0.0, 0.0, 1.0, group="category", doc="XY pad, x: corners are categories 1 (0,0), 2 (1,0), 3 (0,1), 4 (1,1); setting it switches mix_mode to xy"),
+        Param("morph_y", 0.0, 0.0, 1.0, group="category", doc="XY pad, y; setting it switches mix_mode to xy"),
+        Param("morph_path", 0.0, 0.0, 1.0, group="category",
+              doc="a walk through the categories in order (0 = the first, 1 = the last, crossfading between neighbours: "
+                  "one knob or the mod wheel sweeps every gesture); setting it switches mix_mode to path"),
         Param("pitch", 0.0, -24.0, 24.0, "semitones", 0.05, group="voice", doc="transposition, by resampling, of triggers and the layer"),
         Param("attack", 0.002, 0.0005, 2.0, "s", group="voice", doc="one-shot voice attack time"),
         Param("release", 0.08, 0.005, 5.0, "s", group="voice", doc="one-shot voice release time after note off"),
@@ -168,6 +171,18 @@ class ParamTable:
         return "\n".join(rows)
 
 
+def implied_mix_mode(pid: str) -> float | None:
+    """The ``mix_mode`` a change of ``pid`` implies: moving the XY pad means xy, the path means path, a
+    category weight means weights (so a MIDI knob or an OSC message on either takes effect at once); None for other ids."""
+    if pid in ("morph_x", "morph_y"):
+        return 1.0
+    if pid == "morph_path":
+        return 2.0
+    if pid.startswith("weight."):
+        return 0.0
+    return None
+
+
 def weight_id(category: str) -> str:
     return f"weight.{category}"
 
@@ -175,7 +190,7 @@ def weight_id(category: str) -> str:
 def build_table(categories: Iterable[str]) -> ParamTable:
     cats = list(categories)
     weights = [Param(weight_id(c), 1.0 if i == 0 else 0.0, 0.0, 1.0, group="category",
-                     doc=f"weight of category '{c}' in the mix (the weights are normalised to sum to 1)")
+                     doc=f"weight of category '{c}' in the mix (the weights are normalised to sum to 1); setting it switches mix_mode to weights")
                for i, c in enumerate(cats)]
     fixed = _fixed()
     at = next(i for i, p in enumerate(fixed) if p.id == "mix_mode")

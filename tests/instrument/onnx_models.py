@@ -72,11 +72,14 @@ def contract_bytes(meta: dict[str, str] | None = None, **kw) -> bytes:
     return contract_model(meta, **kw).SerializeToString()
 
 
-def engine_model(n_samples: int = 8192, sample_rate: int = 16000, **kw):
+def engine_model(n_samples: int = 8192, sample_rate: int = 16000, categories: list[str] | None = None, **kw):
     """A loaded tiny model with clips long enough to play: for engine tests."""
     from instrument.model import load_model_bytes
 
     meta = metadata(n_samples=str(n_samples), sample_rate=str(sample_rate))
+    if categories is not None:
+        meta["categories"] = json.dumps(categories)
+        kw["n_categories"] = len(categories)
     kw.setdefault("scale", 0.3)
     return load_model_bytes(contract_bytes(meta, out_width=n_samples, **kw), "tiny.onnx", provider="cpu", threads=1)
 

@@ -3,6 +3,7 @@ runs as written (the live one runs in test_jack.py, where there is a device)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -25,10 +26,27 @@ def snippets() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section(), flags=re.S)
 
 
+def generated(marker: str, table: str) -> None:
+    """The README block between ``<!-- marker -->`` and ``<!-- /marker -->`` is ``table``; with
+    GESTUREGAN_UPDATE_DOCS=1 it is rewritten instead (then review the diff)."""
+    text = (REPO / "README.md").read_text()
+    a, b = text.index(f"<!-- {marker} -->") + len(f"<!-- {marker} -->"), text.index(f"<!-- /{marker} -->")
+    if os.environ.get("GESTUREGAN_UPDATE_DOCS") == "1":
+        (REPO / "README.md").write_text(text[:a] + "\n" + table + "\n" + text[b:])
+        return
+    assert text[a:b].strip() == table
+
+
 def test_parameter_table_in_the_readme_is_generated_from_the_code():
-    text = section()
-    table = text[text.index("<!-- params -->") + len("<!-- params -->") : text.index("<!-- /params -->")].strip()
-    assert table == build_table(GESTURES).markdown()
+    generated("params", build_table(GESTURES).markdown())
+
+
+def test_osc_address_space_in_the_readme_is_generated_from_the_code(tmp_path):
+    from instrument.engine import Engine
+    from instrument.osc import OscRouter
+
+    with Engine(engine_model_file(tmp_path / "m.onnx", categories=GESTURES)) as eng:
+        generated("osc", OscRouter(eng).markdown())
 
 
 def test_offline_snippet_runs_as_written(tmp_path, monkeypatch):

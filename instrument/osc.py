@@ -1,0 +1,499 @@
+"""OSC control: the address space (a view of the parameter table), its router, and the UDP server.
+
+**Routing is separate from the socket** (as python-osc's ``Dispatcher``): :class:`OscRouter` turns
+datagrams into engine calls and can be driven by a test without a network; :class:`OscServer` owns one
+UDP socket and one thread, and hands each datagram to the router in arrival order (no thread per packet).
+
+**Types.** Numbers may come as ``i``, ``h``, ``f`` or ``d`` interchangeably (Pd sends floats, sclang sends
+ints for integer literals); ``T``/``F`` are 1/0; a name (a category, a choice, a preset) is a string or
+symbol, and a category may also be its index. NaN/Inf are refused. Replies use only ``i``, ``f`` and ``s``.
+
+**Time tags.** A bundle's time tag is turned into an engine sample with :meth:`Engine.sample_at` (the
+audio callback's own DAC timestamps), and its messages are posted for that sample: the engine applies
+them there, sample-accurately; nothing sleeps. A bundle whose time has already gone by (or is closer than
+the output buffer) is applied at once and counted as late; "immediately" applies at once.
+
+**Bad input** (malformed packets, unknown addresses, wrong argument counts or types, NaN/Inf, refused
+values) is counted by kind, logged at most once per ``LOG_INTERVAL_S`` with a count of what was
+suppressed, answered with ``/gesturegan/error`` at a bounded rate, and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .oscwire import OscIn, OscParseError, encode, parse_packet
+from .params import ParamError
+from .presets import PresetError, PresetLibrary, recall
+
+log = logging.getLogger("gesturegan.osc")
+
+PREFIX = "/gesturegan"
+DEFAULT_OSC_PORT = 9000  # not 57120 (sclang) or 57110 (scsynth)
+LOG_INTERVAL_S = 5.0
+ERROR_REPLIES_PER_S = 20
+MAX_AHEAD_S = 600.0  # a time tag further ahead than this is refused (a wrong clock, not a plan)
+MAX_PUSH_HZ = 30.0
+
+
+class OscArgError(ValueError):
+    """A message with the wrong number or kind of arguments."""
+
+
+class OscConfigError(ValueError):
+    """A server that cannot start as asked: port taken, bad host or allow-list."""
+
+
+@dataclass
+class OscStats:
+    packets: int = 0
+    bundles: int = 0
+    messages: int = 0
+    handled: int = 0
+    scheduled: int = 0  # messages posted for a later sample by their bundle's time tag
+    late: int = 0  # messages whose time tag had gone by: applied at once
+    malformed: int = 0  # packets that are not OSC
+    unknown_address: int = 0
+    bad_args: int = 0  # wrong count/type, NaN/Inf, refused values
+    denied: int = 0  # packets from outside the allow-list
+    replies: int = 0
+    errors_logged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class RateLimitedLog:
+    """Logs the first problem at once, then at most one line per ``interval_s`` saying how many more came."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.interval_s, self.clock = logger, interval_s, clock
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def __call__(self, message: str) -> bool:
+        now = self.clock()
+        if now - self._last < self.interval_s:
+            self._suppressed += 1
+            return False
+        more = f" (and {self._suppressed} more in the last {now - self._last:.0f} s)" if self._suppressed and self._last > -math.inf else ""
+        self.logger.warning("%s%s", message, more)
+        self._last, self._suppressed = now, 0
+        return True
+
+
+@dataclass(frozen=True)
+class Route:
+    address: str
+    args: str  # the signature, for people: "value", "[category] [velocity] [pitch]"
+    doc: str
+    handler: Callable[[tuple, int | None, Any], None]  # (args, at sample or None, sender)
+    timed: bool = True  # whether a bundle's time tag schedules it (commands that do I/O run on arrival)
+
+
+# --- argument helpers: Pd sends floats, sclang ints, Max both ------------------------------------------
+
+def _count(args: tuple, lo: int, hi: int | None = None) -> None:
+    hi = lo if hi is None else hi
+    if not lo <= len(args) <= hi:
+        want = str(lo) if lo == hi else f"{lo}..{hi}" if hi < 99 else f"at least {lo}"
+        raise OscArgError(f"takes {want} argument{'s' if hi != 1 else ''}, got {len(args)}")
+
+
+def number(v: Any, name: str) -> float:
+    if isinstance(v, bool) or isinstance(v, (int, float)):
+        x = float(v)
+        if not math.isfinite(x):
+            raise OscArgError(f"{name} must be finite, got {x}")
+        return x
+    raise OscArgError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+
+
+def integer(v: Any, name: str) -> int:
+    x = number(v, name)
+    if x != int(x):
+        raise OscArgError(f"{name} must be a whole number, got {x}")
+    return int(x)
+
+
+def _value(v: Any) -> Any:
+    """A parameter value as the table's coerce wants it: names stay strings, numbers become floats."""
+    if isinstance(v, str):
+        return v
+    return number(v, "value")
+
+
+class OscRouter:
+    """The address space of one engine: ``/gesturegan/param/<id>`` for every parameter, plus commands.
+    ``send(data, to)`` delivers replies (the server sets it); ``midi`` enables ``/learn``."""
+
+    def __init__(self, engine: Any, *, presets: PresetLibrary | None = None, midi: Any = None,
+                 prefix: str = PREFIX, reply_to: tuple[str, int] | None = None) -> None:
+        self.engine, self.presets, self.midi, self.prefix = engine, presets or PresetLibrary(), midi, prefix
+        self.stats = OscStats()
+        self.send: Callable[[bytes, tuple[str, int]], None] | None = None
+        self.reply_to = reply_to
+        self.pushes: dict[tuple[str, int], list[float]] = {}  # target -> [period, next time]
+        self._log = RateLimitedLog(log)
+        self._error_budget = [0.0, float(ERROR_REPLIES_PER_S)]  # (last refill, tokens)
+        self.routes: dict[str, Route] = {}
+        self._build()
+
+    # --- the address space ---------------------------------------------------------------------------------
+
+    def _add(self, path: str, args: str, doc: str, handler: Callable, timed: bool = True) -> None:
+        addr = f"{self.prefix}/{path}"
+        self.routes[addr] = Route(addr, args, doc, handler, timed)
+
+    def _build(self) -> None:
+        eng = self.engine
+        for p in eng.table:
+            self._add(f"param/{p.id}", "value", f"set `{p.id}`: {p.describe()}{p.unit_suffix} ({p.doc})",
+                      lambda a, at, s, pid=p.id: (_count(a, 1), eng.set(pid, _value(a[0]), at)))
+        cats = ", ".join(eng.info.categories)
+        self._add("trigger", "[category] [velocity] [pitch]",
+                  f"play a one-shot gesture: category by name ({cats}) or index, or `mix` / none for the current mix; "
+                  "velocity 0..1 (gain = velocity squared, default 1); pitch in semitones (default 0)", self._trigger)
+        self._add("note", "note velocity [category]",
+                  "MIDI-style note: note 0..127 (pitch relative to 60), velocity 0..127 (0 = note off)", self._note)
+        self._add("note_off", "note", "release the voices of a note", lambda a, at, s: (_count(a, 1), eng.note_off(integer(a[0], "note"), at)))
+        self._add("all_notes_off", "", "release every one-shot voice", lambda a, at, s: (_count(a, 0), eng.all_notes_off(at)))
+        self._add("latent", "[latent_dim numbers]",
+                  "set the whole base latent (replacing the seed's); no arguments: back to the seed's", self._latent)
+        self._add("category", "one weight per category | name",
+                  "set the whole category mix (normalised; switches mix_mode to weights), or one pure category by name", self._category)
+        self._add("morph", "x y", "move the XY pad (0..1 each; corners are the first four categories; switches mix_mode to xy)",
+                  lambda a, at, s: (_count(a, 2), eng.morph(number(a[0], "x"), number(a[1], "y"), at)))
+        self._add("seed", "seed", "choose the base latent by seed (as /param/seed)",
+                  lambda a, at, s: (_count(a, 1), eng.set("seed", integer(a[0], "seed"), at)))
+        self._add("layer", "on", "the continuous layer on (1) or off (0) (as /param/layer)",
+                  lambda a, at, s: (_count(a, 1), eng.set("layer", _value(a[0]), at)))
+        self._add("preset", "name", "recall a preset by name (all its values at one sample)", self._preset)
+        self._add("preset/save", "name", "save the current values as a preset (in the user's preset folder)", self._preset_save, timed=False)
+        self._add("preset/list", "", "reply /gesturegan/preset/list with the preset names", self._preset_list, timed=False)
+        self._add("model", "path", "hot-swap to another model file (loaded in the background, crossfaded); "
+                  "replies /gesturegan/model ok|error path [message]", self._model, timed=False)
+        self._add("record/start", "[path.wav]", "record the output to a WAV (default: gesturegan-<time>.wav here)", self._record_start, timed=False)
+        self._add("record/stop", "", "stop recording; replies /gesturegan/record path seconds", self._record_stop, timed=False)
+        self._add("learn", "param", "MIDI learn: the next control moved on the MIDI controller is bound to `param` "
+                  "and saved to the map file; replies /gesturegan/learn param binding", self._learn, timed=False)
+        self._add("learn/cancel", "", "disarm MIDI learn", self._learn_cancel, timed=False)
+        self._add("status", "", "reply with the telemetry: one /gesturegan/status/<name> message per value (see the docs)",
+                  lambda a, at, s: self.reply_status(self._target(s)), timed=False)
+        self._add("status/push", "rate_hz", f"push the status to the sender this many times a second (0 = stop, at most {MAX_PUSH_HZ:g})",
+                  self._push, timed=False)
+        self._add("reply", "[host] port", "send replies to this address instead of the sender's; no arguments: back to the sender",
+                  self._reply, timed=False)
+        self._add("addresses", "", "reply with the address space: /gesturegan/address path args doc, then /gesturegan/addresses count",
+                  self._addresses, timed=False)
+        self._add("ping", "", "reply /gesturegan/pong", lambda a, at, s: self._send(f"{self.prefix}/pong", (), self._target(s)), timed=False)
+
+    def markdown(self) -> str:
+        """The address space as a Markdown table (the README's is generated from it)."""
+        rows = ["| address | arguments | what it does |", "|---|---|---|"]
+        for r in self.routes.values():
+            rows.append(f"| `{r.address}` | {r.args} | {r.doc.replace('|', '&#124;')} |")
+        return "\n".join(rows)
+
+    # --- commands --------------------------------------------------------------------------------------------
+
+    def _category_arg(self, v: Any) -> str | int | None:
+        if isinstance(v, str):
+            return None if v == "mix" else v
+        return integer(v, "category")
+
+    def _trigger(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 0, 3)
+        cat = self._category_arg(a[0]) if a else None
+        vel = number(a[1], "velocity") if len(a) > 1 else 1.0
+        pitch = number(a[2], "pitch") if len(a) > 2 else 0.0
+        self.engine.trigger(cat, vel, pitch, at)
+
+    def _note(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 2, 3)
+        note, vel = integer(a[0], "note"), number(a[1], "velocity")
+        if not 0 <= vel <= 127:
+            raise OscArgError(f"velocity must be 0..127, got {vel:g}")
+        if vel == 0:
+            self.engine.note_off(note, at)
+        else:
+            self.engine.note_on(note, vel / 127.0, self._category_arg(a[2]) if len(a) > 2 else None, at=at)
+
+    def _latent(self, a: tuple, at: int | None, s: Any) -> None:
+        self.engine.set_latent([number(x, "latent value") for x in a] if a else None, at)
+
+    def _category(self, a: tuple, at: int | None, s: Any) -> None:
+        n = self.engine.info.n_categories
+        if len(a) == 1 and isinstance(a[0], str):
+            if a[0] not in self.engine.info.categories:
+                raise OscArgError(f"unknown category {a[0]!r}; this model has {', '.join(self.engine.info.categories)}")
+            self.engine.set_mix({a[0]: 1.0}, at)
+            return
+        _count(a, n)
+        self.engine.set_mix([number(x, "weight") for x in a], at)
+
+    def _preset(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 1)
+        if not isinstance(a[0], str):
+            raise OscArgError("a preset is recalled by name (a string)")
+        skipped = recall(self.engine, self.presets.find(a[0]), at)
+        if skipped:
+            self._note_problem(f"preset {a[0]!r}: skipped values this model has no parameter for: {', '.join(skipped)}")
+
+    def _preset_save(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 1)
+        path = self.presets.save(str(a[0]), self.engine.table, dict(self.engine.values), Path(self.engine.worker.model.source).name)
+        self._send(f"{self.prefix}/preset/saved", (str(a[0]), str(path)), self._target(s))
+
+    def _preset_list(self, a: tuple, at: int | None, s: Any) -> None:
+        self._send(f"{self.prefix}/preset/list", tuple(self.presets.names()), self._target(s))
+
+    def _model(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 1)
+        path = Path(str(a[0])).expanduser()
+        if not path.is_file():
+            raise OscArgError(f"no model file {path}")
+        target = self._target(s)
+
+        def done(err: str | None) -> None:  # from the loading thread: sendto is thread-safe
+            self._send(f"{self.prefix}/model", ("ok", str(path)) if err is None else ("error", str(path), err), target)
+
+        self.engine.load_model(path, on_done=done)
+
+    def _record_start(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 0, 1)
+        path = Path(str(a[0])).expanduser() if a else Path(time.strftime("gesturegan-%Y%m%d-%H%M%S.wav"))
+        if path.suffix.lower() != ".wav":
+            raise OscArgError(f"the recording must be a .wav file, got {path}")
+        self.engine.start_recording(path)
+        self._send(f"{self.prefix}/record", ("started", str(path)), self._target(s))
+
+    def _record_stop(self, a: tuple, at: int | None, s: Any) -> None:
+        done = self.engine.stop_recording()
+        self._send(f"{self.prefix}/record", ("stopped", done[0], float(done[1])) if done else ("idle",), self._target(s))
+
+    def _learn(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 1)
+        if self.midi is None:
+            raise OscArgError("MIDI learn needs a MIDI input (start with --midi)")
+        target = self._target(s)
+        self.midi.learn(str(a[0]), lambda pid, what: self._send(f"{self.prefix}/learn", (pid, what), target))
+
+    def _learn_cancel(self, a: tuple, at: int | None, s: Any) -> None:
+        if self.midi is not None:
+            self.midi.cancel_learn()
+
+    def _push(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 1)
+        hz = number(a[0], "rate_hz")
+        target = self._target(s)
+        if target is None:
+            return
+        if hz <= 0:
+            self.pushes.pop(target, None)
+        else:
+            self.pushes[target] = [1.0 / min(hz, MAX_PUSH_HZ), time.monotonic()]
+
+    def _reply(self, a: tuple, at: int | None, s: Any) -> None:
+        _count(a, 0, 2)
+        if not a:
+            self.reply_to = None
+            return
+        host = str(a[0]) if len(a) == 2 else (s[0] if s else "127.0.0.1")
+        port = integer(a[-1], "port")
+        if not 0 < port < 65536:
+            raise OscArgError(f"port must be 1..65535, got {port}")
+        self.reply_to = (host, port)
+
+    def _addresses(self, a: tuple, at: int | None, s: Any) -> None:
+        target = self._target(s)
+        for r in self.routes.values():
+            self._send(f"{self.prefix}/address", (r.address, r.args, r.doc), target)
+        self._send(f"{self.prefix}/addresses", (len(self.routes),), target)
+
+    # --- replies -------------------------------------------------------------------------------------------
+
+    def _target(self, sender: Any) -> tuple[str, int] | None:
+        return self.reply_to or sender
+
+    def _send(self, address: str, args: tuple, to: tuple[str, int] | None) -> None:
+        if self.send is None or to is None:
+            return
+        try:
+            self.send(encode(address, args), to)
+            self.stats.replies += 1
+        except OSError as e:  # an unreachable peer must not stop the server
+            self._log(f"OSC reply to {to[0]}:{to[1]} failed: {e}")
+
+    def status_messages(self) -> list[tuple[str, tuple]]:
+        st = self.engine.status()
+        out = []
+        for k, v in st.items():
+            if isinstance(v, bool):
+                out.append((k, (int(v),)))
+            elif isinstance(v, (int, float)):
+                out.append((k, (v,)))
+        out.append(("mix", tuple(float(w) for w in st["mix"].values())))
+        out.append(("categories", tuple(st["mix"].keys())))
+        out.append(("macros", tuple(float(m) for m in st["macros"])))
+        out += [(f"osc_{k}", (v,)) for k, v in self.stats.as_dict().items()]
+        if self.midi is not None:
+            out += [(f"midi_{k}", (v,)) for k, v in self.midi.stats.as_dict().items()]
+        return [(f"{self.prefix}/status/{k}", args) for k, args in out]
+
+    def reply_status(self, to: tuple[str, int] | None) -> None:
+        for address, args in self.status_messages():
+            self._send(address, args, to)
+
+    def tick(self, now: float | None = None) -> float:
+        """Send the status pushes that are due; returns the seconds until the next one (or 0.2)."""
+        now = time.monotonic() if now is None else now
+        wait = 0.2
+        for target, slot in list(self.pushes.items()):
+            if now >= slot[1]:
+                self.reply_status(target)
+                slot[1] = max(slot[1] + slot[0], now)
+            wait = min(wait, slot[1] - now)
+        return max(wait, 0.001)
+
+    # --- incoming ----------------------------------------------------------------------------------------
+
+    def _note_problem(self, message: str) -> None:
+        if self._log(message):
+            self.stats.errors_logged += 1
+
+    def _error_reply(self, address: str, message: str, sender: Any) -> None:
+        now = time.monotonic()
+        last, tokens = self._error_budget
+        tokens = min(float(ERROR_REPLIES_PER_S), tokens + (now - last) * ERROR_REPLIES_PER_S)
+        if tokens >= 1:
+            tokens -= 1
+            self._send(f"{self.prefix}/error", (address, message), self._target(sender))
+        self._error_budget = [now, tokens]
+
+    def handle_packet(self, data: bytes, sender: tuple[str, int] | None = None) -> None:
+        """One datagram: parse, then each message in order. Never raises for what a client sends."""
+        self.stats.packets += 1
+        try:
+            messages = parse_packet(data)
+        except OscParseError as e:
+            self.stats.malformed += 1
+            self._note_problem(f"malformed OSC packet ({len(data)} bytes) from {sender}: {e}")
+            return
+        if messages and messages[0].bundled:
+            self.stats.bundles += 1
+        samples: dict[float, int] = {}  # one clock reading per time tag: a bundle's messages share a sample
+        for m in messages:
+            self.dispatch(m, sender, samples)
+
+    def dispatch(self, m: OscIn, sender: tuple[str, int] | None = None, samples: dict[float, int] | None = None) -> bool:
+        """Route one message; returns whether it was applied."""
+        self.stats.messages += 1
+        route = self.routes.get(m.address)
+        if route is None:
+            self.stats.unknown_address += 1
+            self._note_problem(f"unknown OSC address {m.address!r} from {sender} (send {self.prefix}/addresses for the list)")
+            self._error_reply(m.address, "unknown address", sender)
+            return False
+        at = None
+        try:
+            if m.time is not None and route.timed:
+                if m.time - time.time() > MAX_AHEAD_S:
+                    raise OscArgError(f"time tag {m.time - time.time():.0f} s ahead (more than {MAX_AHEAD_S:g} s: is the sender's clock right?)")
+                samples = {} if samples is None else samples
+                at = samples.get(m.time)
+                if at is None:
+                    at = samples[m.time] = self.engine.sample_at(m.time)
+                if at < self.engine.now():
+                    self.stats.late += 1
+                    at = None
+                else:
+                    self.stats.scheduled += 1
+            route.handler(m.args, at, sender)
+        except (OscArgError, ParamError, PresetError, ValueError, TypeError) as e:
+            self.stats.bad_args += 1
+            self._note_problem(f"OSC {m.address} {list(m.args)[:8]} from {sender}: {e}")
+            self._error_reply(m.address, str(e), sender)
+            return False
+        self.stats.handled += 1
+        return True
+
+
+class OscServer:
+    """A UDP server for ``router`` on ``host:port`` (``127.0.0.1`` by default: only this machine). ``allow``:
+    the client addresses accepted when listening on a network (None = any). Replies go out of the same
+    socket, so a client that listens on its sending port (sclang, Max's udpsend/udpreceive pair with the
+    same port) gets them without configuration. A context manager; :meth:`close` is idempotent."""
+
+    def __init__(self, router: OscRouter, host: str = "127.0.0.1", port: int = DEFAULT_OSC_PORT,
+                 allow: list[str] | None = None) -> None:
+        if port in (57110, 57120):
+            raise OscConfigError(f"port {port} belongs to SuperCollider (57110 scsynth, 57120 sclang); choose another --osc-port")
+        self.router = router
+        try:
+            self.allow = None if not allow else {socket.gethostbyname(h) for h in allow}
+        except OSError as e:
+            raise OscConfigError(f"cannot resolve an --osc-allow address ({', '.join(allow or [])}): {e}") from None
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind((host, port))
+        except OSError as e:
+            self.sock.close()
+            raise OscConfigError(f"cannot listen for OSC on {host}:{port}: {e.strerror or e} "
+                                 "(another program has the port? choose another with --osc-port)") from None
+        self.host, self.port = self.sock.getsockname()[:2]
+        router.send = self._sendto
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    def _sendto(self, data: bytes, to: tuple[str, int]) -> None:
+        self.sock.sendto(data, to)
+
+    def start(self) -> "OscServer":
+        if not self._running:
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name="gesturegan-osc", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        router, sock = self.router, self.sock
+        while self._running:
+            sock.settimeout(router.tick())
+            try:
+                data, sender = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:  # closed under us, or an ICMP error from an earlier reply: keep going while running
+                if not self._running:
+                    break
+                continue
+            if self.allow is not None and sender[0] not in self.allow:
+                router.stats.denied += 1
+                router._note_problem(f"OSC packet from {sender[0]} refused (not in --osc-allow)")
+                continue
+            try:
+                router.handle_packet(data, sender)
+            except Exception as e:  # noqa: BLE001 - a bug must not silence the instrument's controls
+                router.stats.bad_args += 1
+                router._note_problem(f"OSC handler failed on a packet from {sender}: {type(e).__name__}: {e}")
+
+    def close(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        self.sock.close()
+
+    def __enter__(self) -> "OscServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,336 @@
+"""OSC without the network: the wire format, the router's address space, types, time tags, bad input,
+replies; then through a real UDP socket on loopback (python-osc's client and liblo's oscsend)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import socket
+import struct
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.udp_client import SimpleUDPClient
+
+from instrument.audio import MemorySink
+from instrument.engine import Engine, EngineConfig
+from instrument.osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter, OscServer, RateLimitedLog
+from instrument.oscwire import OscParseError, encode, encode_bundle, parse_packet
+from instrument.presets import PresetLibrary
+
+from .onnx_models import engine_model
+
+SR, BLOCK = 48000, 128
+
+
+def msg(address: str, *args, types: str | None = None) -> bytes:
+    b = OscMessageBuilder(address=address)
+    for i, a in enumerate(args):
+        b.add_arg(a, types[i] if types else None)
+    return b.build().dgram
+
+
+class Events:
+    """The engine's commands as they arrive (the queue the router posts to), without rendering."""
+
+    def __init__(self, eng: Engine) -> None:
+        self.eng = eng
+
+    def drain(self) -> list:
+        out = []
+        while not self.eng._commands.empty():
+            ev = self.eng._commands.get_nowait()
+            out.append((ev.kind, ev.args, None if ev.asap else ev.time))
+        return out
+
+
+@pytest.fixture
+def eng(tmp_path):
+    with Engine(engine_model(), EngineConfig(SR, BLOCK), sync=True) as e:
+        yield e
+
+
+@pytest.fixture
+def router(eng, tmp_path):
+    r = OscRouter(eng, presets=PresetLibrary([tmp_path / "user", tmp_path / "shipped"]))
+    r.sent = []
+    r.send = lambda data, to: r.sent.append((parse_packet(data)[0], to))
+    return r
+
+
+# --- wire -------------------------------------------------------------------------------------------------
+
+def test_parser_reads_every_type_real_clients_send():
+    data = msg("/x", 3, 2.5, "name", True, False, types="ifsTF")
+    m = parse_packet(data)[0]
+    assert m.address == "/x" and m.args == (3, 2.5, "name", True, False) and m.time is None
+    d = b"/x\0\0" + b",hdN\0\0\0\0" + struct.pack(">q", 2**40) + struct.pack(">d", 0.125)
+    assert parse_packet(d)[0].args == (2**40, 0.125, None)
+
+
+@pytest.mark.parametrize("bad,why", [
+    (b"", "must start with '/'"), (b"abc\0", "must start with '/'"), (b"/x\0", "multiple of 4"),
+    (b"/x\0\0,i\0\0", "truncated int32"), (b"/x\0\0,q\0\0", "unknown type tag"), (b"/x\0\0i\0\0\0", "must start with ','"),
+    (b"/x\0\0,s\0\0\xff\xfe\0\0", "not UTF-8"), (b"/x\0\0,b\0\0\0\0\0\x10", "truncated blob"),
+    (b"/x\0\0,[i\0" + struct.pack(">i", 1), "without ']'"), (b"#bundle\0\0\0\0\0", "truncated bundle time tag"),
+    (b"#bundle\0" + struct.pack(">Q", 1) + struct.pack(">i", 64) + b"/x\0\0", "truncated bundle element"),
+    (b"#bundle\0" + struct.pack(">Q", 1) + struct.pack(">i", -4), "bad bundle element size"),
+])
+def test_parser_names_what_is_wrong(bad, why):
+    with pytest.raises(OscParseError, match=why):
+        parse_packet(bad)
+
+
+def test_bundles_nest_and_carry_their_time():
+    t = time.time() + 1.5
+    inner = encode_bundle([("/b", (2,))], None)
+    outer = b"#bundle\0" + encode_bundle([], t)[8:16] + struct.pack(">i", len(inner)) + inner + struct.pack(">i", 8) + encode("/a")
+    ms = parse_packet(outer)
+    assert [m.address for m in ms] == ["/b", "/a"]
+    assert all(m.bundled and abs(m.time - t) < 1e-6 for m in ms)  # the inner "immediately" takes the outer time
+
+
+def test_replies_use_only_i_f_s():
+    data = encode("/r", (1, 2.5, "s", True, np.float32(0.5).item()))
+    assert data.split(b",")[1].startswith(b"ifsif\0")
+
+
+# --- the address space --------------------------------------------------------------------------------------
+
+def test_every_parameter_has_an_address_and_the_docs_table_lists_them(router, eng):
+    for p in eng.table:
+        assert f"/gesturegan/param/{p.id}" in router.routes
+    md = router.markdown()
+    assert md.count("\n") == len(router.routes) + 1 and "/gesturegan/trigger" in md
+
+
+def test_numbers_come_as_int_float_double_int64_or_bool(router, eng):
+    ev = Events(eng)
+    router.handle_packet(msg("/gesturegan/param/macro1", 1, types="i"))
+    router.handle_packet(msg("/gesturegan/param/macro2", 0.5, types="d"))
+    router.handle_packet(msg("/gesturegan/param/seed", 7.0, types="f"))  # Pd: every number is a float
+    router.handle_packet(b"/gesturegan/param/layer\0,T\0\0")
+    router.handle_packet(b"/gesturegan/param/polyphony\0,h\0\0" + struct.pack(">q", 4))
+    router.handle_packet(msg("/gesturegan/param/mix_mode", "xy"))
+    assert ev.drain() == [("set", ("macro1", 1.0), None), ("set", ("macro2", 0.5), None), ("set", ("seed", 7.0), None),
+                          ("set", ("layer", 1.0), None), ("set", ("polyphony", 4.0), None), ("set", ("mix_mode", 1.0), None)]
+    assert router.stats.handled == 6 and router.stats.bad_args == 0
+
+
+def test_commands(router, eng):
+    ev = Events(eng)
+    router.handle_packet(msg("/gesturegan/trigger"))
+    router.handle_packet(msg("/gesturegan/trigger", "ring", 0.5, 7))
+    router.handle_packet(msg("/gesturegan/trigger", 2.0, 1))  # a category index as Pd sends it
+    router.handle_packet(msg("/gesturegan/note", 64, 127))
+    router.handle_packet(msg("/gesturegan/note", 64, 0))  # velocity 0 = note off
+    router.handle_packet(msg("/gesturegan/morph", 0.25, 1))
+    router.handle_packet(msg("/gesturegan/category", 0, 1, 1))
+    router.handle_packet(msg("/gesturegan/category", "swell"))
+    router.handle_packet(msg("/gesturegan/param/morph_path", 0.5))
+    got = ev.drain()
+    assert got[0] == ("trigger", (None, 1.0, 0.0, None), None)
+    assert got[1] == ("trigger", (1, 0.5, 7.0, None), None)
+    assert got[2] == ("trigger", (2, 1.0, 0.0, None), None)
+    assert got[3] == ("trigger", (None, 1.0, 4.0, 64), None)
+    assert got[4] == ("note_off", (64,), None)
+    assert got[5][0] == "set_many" and dict(got[5][1][0]) == {"morph_x": 0.25, "morph_y": 1.0, "mix_mode": 1.0}
+    assert dict(got[6][1][0]) == {"weight.hit": 0.0, "weight.ring": 1.0, "weight.swell": 1.0, "mix_mode": 0.0}
+    assert dict(got[7][1][0])["weight.swell"] == 1.0 and dict(got[7][1][0])["weight.hit"] == 0.0
+    assert dict(got[8][1][0]) == {"morph_path": 0.5, "mix_mode": 2.0}
+    assert router.stats.bad_args == 0
+
+
+def test_the_whole_latent_and_back_to_the_seed(router, eng):
+    z = np.linspace(-0.5, 0.5, eng.info.latent_dim)
+    router.handle_packet(msg("/gesturegan/latent", *[float(x) for x in z]))
+    eng.process_block()
+    assert np.allclose(eng._z, z, atol=1e-6)
+    router.handle_packet(msg("/gesturegan/latent"))
+    eng.process_block()
+    assert np.allclose(eng._z, eng.space.base(0))
+    router.handle_packet(msg("/gesturegan/latent", 1.0, 2.0))
+    assert router.stats.bad_args == 1 and "latent needs" in router.sent[-1][0].args[1] if router.sent else True
+
+
+def test_bad_input_is_counted_logged_at_a_bounded_rate_and_ignored(router, eng, caplog):
+    ev = Events(eng)
+    caplog.set_level("WARNING", logger="gesturegan.osc")
+    for _ in range(50):
+        router.handle_packet(b"\x00garbage!", ("127.0.0.1", 5))
+        router.handle_packet(msg("/gesturegan/nope", 1), ("127.0.0.1", 5))
+        router.handle_packet(msg("/gesturegan/param/gain", "loud"), ("127.0.0.1", 5))
+        router.handle_packet(msg("/gesturegan/param/gain", math.nan), ("127.0.0.1", 5))
+        router.handle_packet(msg("/gesturegan/param/gain", math.inf, types="d"), ("127.0.0.1", 5))
+        router.handle_packet(msg("/gesturegan/morph", 0.5), ("127.0.0.1", 5))
+        router.handle_packet(msg("/gesturegan/trigger", "nosuch"), ("127.0.0.1", 5))
+        router.handle_packet(msg("/gesturegan/param/seed", -3), ("127.0.0.1", 5))  # refused, not clamped
+    s = router.stats
+    assert (s.packets, s.malformed, s.unknown_address, s.bad_args, s.handled) == (400, 50, 50, 300, 0)
+    assert ev.drain() == []
+    assert len(caplog.records) == 1  # the first problem; the rest are summed into the next line, 5 s later
+    errors = [m for m, _ in router.sent if m.address == "/gesturegan/error"]
+    assert 1 <= len(errors) <= 30 and errors[0].args[0] == "/gesturegan/nope"
+
+
+def test_rate_limited_log_sums_what_it_held_back(caplog):
+    t = [0.0]
+    rl = RateLimitedLog(__import__("logging").getLogger("t"), 5.0, clock=lambda: t[0])
+    caplog.set_level("WARNING")
+    assert rl("a") and not rl("b") and not rl("c")
+    t[0] = 6.0
+    assert rl("d")
+    assert [r.getMessage() for r in caplog.records] == ["a", "d (and 2 more in the last 6 s)"]
+
+
+def test_bundle_time_tags_schedule_on_the_engine_clock_and_late_ones_apply_at_once(router, eng):
+    ev = Events(eng)
+    now = time.time()
+    router.handle_packet(encode_bundle([("/gesturegan/trigger", ("hit",)), ("/gesturegan/param/gain", (-6.0,))], now + 0.05))
+    router.handle_packet(encode_bundle([("/gesturegan/trigger", ("ring",))], now - 1.0))
+    router.handle_packet(encode_bundle([("/gesturegan/trigger", ("swell",))], None))
+    router.handle_packet(encode_bundle([("/gesturegan/trigger", ("swell",))], now + 86400))
+    got = ev.drain()
+    assert got[0][0] == "trigger" and got[1] == ("set", ("gain", -6.0), got[0][2])
+    assert abs(got[0][2] - 0.05 * SR) < 0.01 * SR  # engine clock at 0: 50 ms ahead is sample ~2400
+    assert got[2][2] is None and got[3][2] is None
+    assert len(got) == 4 and router.stats.late == 1 and router.stats.scheduled == 2 and router.stats.bad_args == 1
+
+
+def test_status_and_address_space_replies(router, eng):
+    router.handle_packet(msg("/gesturegan/status"), ("127.0.0.1", 9))
+    got = {m.address: m.args for m, to in router.sent}
+    assert got["/gesturegan/status/underruns"] == (0,) and "/gesturegan/status/inference_ms_p99" in got
+    assert got["/gesturegan/status/categories"] == ("hit", "ring", "swell") and len(got["/gesturegan/status/mix"]) == 3
+    assert all(to == ("127.0.0.1", 9) for _, to in router.sent)
+    router.sent.clear()
+    router.handle_packet(msg("/gesturegan/addresses"), ("127.0.0.1", 9))
+    addrs = [m.args[0] for m, _ in router.sent if m.address == "/gesturegan/address"]
+    assert addrs == list(router.routes) and router.sent[-1][0].args == (len(router.routes),)
+    router.sent.clear()
+    router.handle_packet(msg("/gesturegan/reply", 9999), ("127.0.0.1", 9))
+    router.handle_packet(msg("/gesturegan/ping"), ("127.0.0.1", 9))
+    assert router.sent[-1][1] == ("127.0.0.1", 9999) and router.sent[-1][0].address == "/gesturegan/pong"
+
+
+def test_status_push(router, eng):
+    router.handle_packet(msg("/gesturegan/status/push", 10), ("127.0.0.1", 9))
+    t0 = time.monotonic()
+    router.tick(t0)
+    n1 = len(router.sent)
+    router.tick(t0 + 0.05)
+    assert len(router.sent) == n1  # not due yet
+    router.tick(t0 + 0.11)
+    assert len(router.sent) == 2 * n1 > 0
+    router.handle_packet(msg("/gesturegan/status/push", 0), ("127.0.0.1", 9))
+    router.tick(t0 + 1)
+    assert len(router.sent) == 2 * n1
+
+
+def test_presets_save_list_and_recall(router, eng, tmp_path):
+    eng.set("macro3", 0.75)
+    eng.set("morph_path", 0.4)
+    eng.process_block()
+    router.handle_packet(msg("/gesturegan/preset/save", "glass"), ("127.0.0.1", 9))
+    assert (tmp_path / "user" / "glass.toml").is_file()
+    eng.set("macro3", -1)
+    eng.set("mix_mode", "weights")
+    eng.process_block()
+    router.handle_packet(msg("/gesturegan/preset", "glass"))
+    eng.process_block()
+    assert eng.values["macro3"] == 0.75 and eng.values["mix_mode"] == 2.0 and eng.values["morph_path"] == 0.4
+    router.handle_packet(msg("/gesturegan/preset/list"), ("127.0.0.1", 9))
+    assert router.sent[-1][0].args == ("glass",)
+    router.handle_packet(msg("/gesturegan/preset", "missing"), ("127.0.0.1", 9))
+    assert router.stats.bad_args == 1 and "no preset named 'missing'" in router.sent[-1][0].args[1]
+
+
+def test_record_start_and_stop(router, eng, tmp_path):
+    router.handle_packet(msg("/gesturegan/record/start", str(tmp_path / "take.wav")), ("127.0.0.1", 9))
+    eng.trigger("hit")
+    for _ in range(100):
+        eng.process_block()
+    router.handle_packet(msg("/gesturegan/record/stop"), ("127.0.0.1", 9))
+    m = router.sent[-1][0]
+    assert m.args[0] == "stopped" and abs(m.args[2] - 100 * BLOCK / SR) < 1e-3
+    import soundfile as sf
+
+    assert sf.info(str(tmp_path / "take.wav")).frames == 100 * BLOCK
+    router.handle_packet(msg("/gesturegan/record/start", str(tmp_path / "take.mp3")))
+    assert router.stats.bad_args == 1
+
+
+# --- real sockets -------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout=5.0):
+    t = time.monotonic() + timeout
+    while time.monotonic() < t:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return cond()
+
+
+def test_server_over_udp_with_python_osc_replies_to_the_senders_port(eng, tmp_path):
+    router = OscRouter(eng, presets=PresetLibrary([tmp_path]))
+    with OscServer(router, port=0) as srv:
+        assert srv.host == "127.0.0.1"  # loopback unless asked
+        client_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client_sock.bind(("127.0.0.1", 0))
+        client_sock.settimeout(5)
+        client_sock.sendto(msg("/gesturegan/param/macro4", 0.5), ("127.0.0.1", srv.port))
+        client_sock.sendto(msg("/gesturegan/ping"), ("127.0.0.1", srv.port))
+        data, _ = client_sock.recvfrom(1024)
+        assert parse_packet(data)[0].address == "/gesturegan/pong"
+        SimpleUDPClient("127.0.0.1", srv.port).send_message("/gesturegan/trigger", ["ring", 0.5])
+        assert wait_for(lambda: router.stats.handled == 3)
+        client_sock.close()
+
+
+def test_port_taken_and_supercollider_ports_are_clear_errors(eng):
+    router = OscRouter(eng)
+    with OscServer(router, port=0) as srv:
+        with pytest.raises(OscConfigError, match=f"cannot listen for OSC on 127.0.0.1:{srv.port}.*--osc-port"):
+            OscServer(router, port=srv.port)
+    with pytest.raises(OscConfigError, match="57120 belongs to SuperCollider"):
+        OscServer(router, port=57120)
+    assert DEFAULT_OSC_PORT not in (57110, 57120)
+
+
+def test_allow_list_refuses_other_clients(eng):
+    router = OscRouter(eng)
+    with OscServer(router, host="127.0.0.1", port=0, allow=["127.0.0.2"]) as srv:
+        SimpleUDPClient("127.0.0.1", srv.port).send_message("/gesturegan/trigger", [])
+        assert wait_for(lambda: router.stats.denied == 1)
+        assert router.stats.handled == 0
+
+
+@pytest.mark.skipif(shutil.which("oscsend") is None, reason="liblo-tools (oscsend) is not installed")
+def test_oscsend_from_liblo_plays_the_instrument(tmp_path):
+    sink = MemorySink(SR, BLOCK, wait=False)
+    with Engine(engine_model(), EngineConfig(SR, BLOCK), sink=sink) as eng:
+        router = OscRouter(eng, presets=PresetLibrary([tmp_path]))
+        with OscServer(router, port=0) as srv:
+            eng.start()
+            port = str(srv.port)
+            for args in (["/gesturegan/trigger", "sf", "ring", "0.8"], ["/gesturegan/param/macro1", "f", "0.5"],
+                         ["/gesturegan/morph", "ff", "0.2", "0.9"], ["/gesturegan/param/layer", "T"],
+                         ["/gesturegan/note", "ii", "67", "100"], ["/gesturegan/param/gain", "d", "-3"]):
+                subprocess.run(["oscsend", "localhost", port, *args], check=True, timeout=10)
+            assert wait_for(lambda: router.stats.handled == 6), router.stats
+            out = np.concatenate([sink.pull(1, timeout=1) for _ in range(400)])
+        assert router.stats.bad_args == 0 and router.stats.malformed == 0
+        assert eng.values["macro1"] == 0.5 and eng.values["layer"] == 1.0 and eng.values["gain"] == -3.0
+        assert eng.values["mix_mode"] == 1.0 and eng.values["morph_y"] == pytest.approx(0.9)
+        assert np.abs(out).max() > 0.01
