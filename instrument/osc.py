@@ -41,6 +41,7 @@ LOG_INTERVAL_S = 5.0
 ERROR_REPLIES_PER_S = 20
 MAX_AHEAD_S = 600.0  # a time tag further ahead than this is refused (a wrong clock, not a plan)
 MAX_PUSH_HZ = 30.0
+RECEIVE_BUFFER_BYTES = 1 << 20
 
 
 class OscArgError(ValueError):
@@ -442,6 +443,9 @@ class OscServer:
         except OSError as e:
             raise OscConfigError(f"cannot resolve an --osc-allow address ({', '.join(allow or [])}): {e}") from None
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # A deep receive queue: a patch that fires a burst (a whole scene, a fast LFO) must not lose packets
+        # while the engine holds the GIL for a block. The kernel caps it at net.core.rmem_max.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         try:
             self.sock.bind((host, port))
         except OSError as e:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything GestureGAN's test suite needs on a fresh Debian/Ubuntu machine, then runs it.
-#   - system packages (PortAudio, JACK, liblo's oscsend/oscdump) through apt-get when run as root and
+#   - system packages (PortAudio, JACK, liblo's oscsend/oscdump, SuperCollider's sclang and Pure Data's pd,
+#     the real OSC clients the example patches are tested with) through apt-get when run as root and
 #     missing; otherwise it says which are missing and the tests that need them skip with that reason;
 #   - a virtual environment in .venv with gesturegan installed editable, with its [train,test] extras;
 #   - a JACK server on the dummy driver (48 kHz, 128 frames) for the audio tests, stopped at the end;
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(libportaudio2 jackd2 liblo-tools)
+SYSTEM_PACKAGES=(libportaudio2 jackd2 liblo-tools supercollider-language puredata-core)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

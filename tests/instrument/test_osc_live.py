@@ -1,0 +1,169 @@
+"""OSC against an engine playing on a real PortAudio stream (JACK's dummy driver): bundles scheduled on
+the audio clock, and a fuzz of 100,000 packets while the music plays."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+
+import numpy as np
+import pytest
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from instrument.audio import SoundDeviceSink
+from instrument.dsp import db_to_gain
+from instrument.engine import Engine, EngineConfig
+from instrument.osc import OscRouter, OscServer
+from instrument.oscwire import encode, encode_bundle
+from instrument.presets import PresetLibrary
+
+from .onnx_models import GESTURES, engine_model
+
+SR, BLOCK = 48000, 128
+
+
+class OutputWatch:
+    """A block listener (engine thread): the loudest sample and any non-finite ones that went out."""
+
+    def __init__(self) -> None:
+        self.peak, self.nonfinite, self.blocks = 0.0, 0, 0
+
+    def __call__(self, block: np.ndarray, at: int) -> None:
+        self.nonfinite += int((~np.isfinite(block)).sum())
+        self.peak = max(self.peak, float(np.abs(block).max()))
+        self.blocks += 1
+
+
+def wait_for(cond, timeout=10.0) -> bool:
+    t = time.monotonic() + timeout
+    while time.monotonic() < t:
+        if cond():
+            return True
+        time.sleep(0.002)
+    return cond()
+
+
+@pytest.fixture
+def live(jack, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever a fuzzed /record/start might write lands here
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    sink = SoundDeviceSink(SR, BLOCK, 2, jack)
+    watch = OutputWatch()
+    with Engine(engine_model(n_samples=16384, categories=GESTURES), EngineConfig(SR, BLOCK), sink=sink) as eng:
+        eng.block_listeners.append(watch)
+        router = OscRouter(eng, presets=PresetLibrary([tmp_path / "presets"]))
+        with OscServer(router, port=0) as srv:
+            eng.start()
+            client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            yield eng, router, srv, client, watch, sink
+            client.close()
+
+
+def test_a_bundle_50_ms_ahead_lands_on_its_sample(live):
+    """Each bundle asks for a trigger 50 ms after it was sent; the sample the engine applied it at reaches
+    the DAC (by the callback's own stamps, read after it played) within one block of the time tag."""
+    eng, router, srv, client, watch, sink = live
+    eng.keep_applied = True
+    time.sleep(0.3)
+    tags = []
+    for k in range(20):
+        t = time.time() + 0.05
+        tags.append((t, time.time() - sink.stream_time()))  # the tag, and the Unix - stream clock offset now
+        client.sendto(encode_bundle([("/gesturegan/trigger", ("trigger", 0.5))], t), ("127.0.0.1", srv.port))
+        time.sleep(0.037)
+    time.sleep(0.3)
+    applied = [s for kind, s, _ in eng.applied if kind == "trigger"]
+    assert len(applied) == 20 and router.stats.scheduled == 20 and router.stats.late == 0
+    errors_ms = [1000 * (sink.dac_time_of(s) - (t - off)) for s, (t, off) in zip(applied, tags)]
+    print("bundle 50 ms ahead: DAC time - time tag, ms:", [round(e, 2) for e in errors_ms])
+    assert max(abs(e) for e in errors_ms) <= 1000 * BLOCK / SR  # +- 1 block (2.7 ms) or better
+
+
+def packets(rng: random.Random, n: int, kind: str) -> list[bytes]:
+    params = ["macro1", "macro5", "radius", "variation", "gain", "pitch", "morph_x", "morph_path", "layer", "crossfade", "seed"]
+    out = []
+    for _ in range(n):
+        if kind == "garbage":  # never a '/' or '#': not OSC whatever follows
+            out.append(bytes([rng.choice(b"abc\x00\x01\xff")]) + rng.randbytes(rng.randrange(0, 63)))
+        elif kind == "unknown":
+            out.append(encode(f"/gesturegan/{rng.choice(['x', 'trig', 'param/volume', 'param'])}{rng.randrange(99)}", (1.0,)))
+        elif kind == "bad":
+            b = OscMessageBuilder(address=f"/gesturegan/param/{rng.choice(params)}")
+            v = rng.choice([float("nan"), float("inf"), "loud", b"\x01\x02", None])
+            if v is None:  # wrong count
+                b.add_arg(1.0)
+                b.add_arg(2.0)
+            else:
+                b.add_arg(v, "d" if isinstance(v, float) and rng.random() < 0.5 else None)
+            out.append(b.build().dgram)
+        elif kind == "good":
+            r = rng.random()
+            if r < 0.1:
+                out.append(encode("/gesturegan/trigger", (rng.choice(GESTURES + ["mix"]), rng.random(), rng.uniform(-12, 12))))
+            elif r < 0.2:
+                out.append(encode_bundle([("/gesturegan/morph", (rng.random(), rng.random())),
+                                          ("/gesturegan/param/macro2", (rng.uniform(-1, 1),))], time.time() + rng.uniform(-0.5, 0.5)))
+            else:
+                p = rng.choice(params)
+                v = rng.randrange(0, 1000) if p == "seed" else rng.uniform(-100, 100)  # out of range: clamped
+                out.append(encode(f"/gesturegan/param/{p}", (v,)))
+    return out
+
+
+def mutate(rng: random.Random, data: bytes) -> bytes:
+    b = bytearray(data)
+    r = rng.random()
+    if r < 0.4:
+        for _ in range(rng.randrange(1, 4)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+    elif r < 0.7:
+        b = b[: rng.randrange(len(b))]
+    else:
+        i = rng.randrange(len(b))
+        b[i:i] = rng.randbytes(rng.randrange(1, 9))
+    return bytes(b)
+
+
+def test_fuzz_100k_packets_while_it_plays(live):
+    eng, router, srv, client, watch, sink = live
+    eng.set("layer", 1)
+    eng.set("layer_rate", 10)
+    rng = random.Random(7)
+    sent = 0
+
+    def send(batch: list[bytes]) -> None:
+        nonlocal sent
+        for i in range(0, len(batch), 100):  # in bursts the server keeps up with: a UDP socket drops what overflows
+            for d in batch[i:i + 100]:
+                client.sendto(d, ("127.0.0.1", srv.port))
+            sent += len(batch[i:i + 100])
+            assert wait_for(lambda: router.stats.packets == sent), (router.stats, sent)
+
+    n = 20_000
+    for kind in ("garbage", "unknown", "bad"):
+        send(packets(rng, n, kind))
+    good = packets(rng, n, "good")  # made just before sending: their bundles' time tags are from -0.5 to +0.5 s
+    good_messages = sum(2 if d.startswith(b"#bundle") else 1 for d in good)
+    send(good)
+    s = router.stats
+    assert (s.malformed, s.unknown_address, s.bad_args, s.messages, s.handled) == (n, n, n, 2 * n + good_messages, good_messages)
+    assert s.scheduled + s.late == 2 * (good_messages - n) and s.late > 0 and s.scheduled > 0  # bundles hold two
+    mutated = [mutate(rng, d) for d in packets(rng, 25_000, "good") + packets(rng, 5_000, "bad")]
+    send(mutated)
+    s = router.stats
+    assert s.packets == sent == 4 * n + 30_000
+    assert s.handled + s.unknown_address + s.bad_args == s.messages  # every parsed message was accounted for
+    assert s.malformed > 1000 and s.handled > good_messages  # the mutations made both kinds
+    # the server still answers, and the music played on
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.settimeout(5)
+    probe.sendto(encode("/gesturegan/ping"), ("127.0.0.1", srv.port))
+    assert probe.recvfrom(64)[0].startswith(b"/gesturegan/pong")
+    probe.close()
+    time.sleep(0.3)
+    st = eng.status()
+    print({k: v for k, v in s.as_dict().items()}, {k: st[k] for k in ("underruns", "engine_underruns", "device_underflows",
+                                                                       "late_events", "voices", "clips_generated")})
+    assert st["engine_underruns"] == 0, st
+    assert watch.nonfinite == 0 and 0.01 < watch.peak <= db_to_gain(-0.3) + 1e-6
