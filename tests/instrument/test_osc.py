@@ -334,3 +334,18 @@ def test_oscsend_from_liblo_plays_the_instrument(tmp_path):
         assert eng.values["macro1"] == 0.5 and eng.values["layer"] == 1.0 and eng.values["gain"] == -3.0
         assert eng.values["mix_mode"] == 1.0 and eng.values["morph_y"] == pytest.approx(0.9)
         assert np.abs(out).max() > 0.01
+
+
+def test_readme_python_osc_snippet_plays_as_written(tmp_path):
+    from .test_readme_instrument import snippets
+
+    (code,) = [s for s in snippets() if "SimpleUDPClient" in s]
+    with Engine(engine_model(categories=["trigger", "trigger_continuous", "continuous_variation", "continuous_repetition"]),
+                EngineConfig(SR, BLOCK), sync=True) as eng:
+        router = OscRouter(eng, presets=PresetLibrary([tmp_path]))
+        with OscServer(router, port=0) as srv:
+            assert '"127.0.0.1", 9000' in code
+            exec(compile(code.replace('"127.0.0.1", 9000', f'"127.0.0.1", {srv.port}'), "README.md", "exec"), {})
+            assert wait_for(lambda: router.stats.messages == 11)
+    s = router.stats
+    assert s.handled == 11 and s.bundles == 8 and s.scheduled == 8 and s.bad_args == 0
