@@ -6,6 +6,9 @@ that do arrive are decoded here (three bytes, no objects) and checked, and unmap
 lookup. mido provides the port listing (``gesturegan midi-ports``) and is what tests and the MIDI file
 renderer use to send. Handlers only validate and post commands to the engine (its queue).
 
+Program changes (a preset file to read) are handed to the monitor thread rather than handled on
+RtMidi's callback thread, which with the JACK API is JACK's own process thread.
+
 **Hot-plug**: a monitor thread looks at the port list once a second; a port that vanished is closed and
 reported, and reopened when a port of that name (or matching that substring) comes back. The sound does
 not stop: only this module notices.
@@ -16,9 +19,11 @@ not stop: only this module notices.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -115,6 +120,7 @@ class MidiController:
         self._monitor: threading.Thread | None = None
         self._scanner = None
         self._wake = threading.Event()
+        self._pending_programs: collections.deque[int] = collections.deque(maxlen=16)
 
     # --- decoding --------------------------------------------------------------------------------------------
 
@@ -148,7 +154,11 @@ class MidiController:
                 self.engine.set(self.map.bend_param, self.map.bend_range * bend / (8191 if bend > 0 else 8192))
                 self.stats.controls += 1
             elif kind == 0xC0:
-                self._program(data[1])
+                if self._running:  # a preset is a file to read: not on RtMidi's thread (JACK's, with the JACK API)
+                    self._pending_programs.append(data[1])
+                    self._wake.set()
+                else:
+                    self._program(data[1])
             else:
                 self.stats.ignored += 1  # aftertouch
         except (ValueError, PresetError) as e:
@@ -339,14 +349,26 @@ class MidiController:
             log.warning("MIDI: %s %s", "reconnected" if again else "connected", name)
 
     def _watch(self) -> None:
+        """The monitor thread: program changes (preset files) as they come, the port list once per ``poll_s``."""
+        next_scan = time.monotonic() + self.poll_s
         while self._running:
-            self._wake.wait(self.poll_s)
+            self._wake.wait(max(0.0, next_scan - time.monotonic()))
+            self._wake.clear()
             if not self._running:
                 break
-            try:
-                self._scan()
-            except Exception as e:  # noqa: BLE001 - the monitor must outlive a driver hiccup
-                log.warning("MIDI: port scan failed: %s", e)
+            while self._pending_programs:
+                program = self._pending_programs.popleft()
+                try:
+                    self._program(program)
+                except (ValueError, PresetError) as e:
+                    self.stats.refused += 1
+                    log.warning("MIDI program change %d: %s", program, e)
+            if time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + self.poll_s
+                try:
+                    self._scan()
+                except Exception as e:  # noqa: BLE001 - the monitor must outlive a driver hiccup
+                    log.warning("MIDI: port scan failed: %s", e)
 
     def close(self) -> None:
         self._running = False

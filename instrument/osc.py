@@ -273,7 +273,10 @@ class OscRouter:
         path = Path(str(a[0])).expanduser() if a else Path(time.strftime("gesturegan-%Y%m%d-%H%M%S.wav"))
         if path.suffix.lower() != ".wav":
             raise OscArgError(f"the recording must be a .wav file, got {path}")
-        self.engine.start_recording(path)
+        try:
+            self.engine.start_recording(path)
+        except (OSError, RuntimeError) as e:  # soundfile's LibsndfileError is a RuntimeError
+            raise OscArgError(f"cannot record to {path}: {e}") from None
         self._send(f"{self.prefix}/record", ("started", str(path)), self._target(s))
 
     def _record_stop(self, a: tuple, at: int | None, s: Any) -> None:
@@ -418,7 +421,7 @@ class OscRouter:
                 else:
                     self.stats.scheduled += 1
             route.handler(m.args, at, sender)
-        except (OscArgError, ParamError, PresetError, ValueError, TypeError) as e:
+        except (OscArgError, ParamError, PresetError, ValueError, TypeError, OSError) as e:
             self.stats.bad_args += 1
             self._note_problem(f"OSC {m.address} {list(m.args)[:8]} from {sender}: {e}")
             self._error_reply(m.address, str(e), sender)

@@ -68,7 +68,7 @@ def test_play_and_devices_commands(jack, tmp_path):
     model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
     r = subprocess.run([sys.executable, "-m", "export", "devices"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "JACK" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "export", "play", "--model", str(model), "--seconds", "3", "--demo", "--layer",
+    r = subprocess.run([sys.executable, "-m", "export", "play", "--model", str(model), "--seconds", "3", "--demo", "--layer", "--osc-port", "0",
                         "--record", str(tmp_path / "take.wav")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "playing" in r.stdout and "recorded" in r.stdout
@@ -90,3 +90,50 @@ def test_readme_live_snippet_runs_as_written(jack, tmp_path, monkeypatch):
     engine_model_file(tmp_path / "wavegan.onnx", n_samples=16384, categories=GESTURES)
     (live,) = [s for s in snippets() if "SoundDeviceSink" in s]
     exec(compile(live, "README.md", "exec"), {})
+
+
+def test_play_from_osc_and_a_virtual_midi_input(jack, tmp_path):
+    """``gesturegan play`` as the README runs it for a patch and a DAW: OSC on a port, a virtual MIDI
+    input; a client triggers, asks for the status and plays a note; the status line counts them."""
+    import socket
+
+    import mido
+
+    from instrument.oscwire import encode, parse_packet
+
+    model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "export", "play", "--model", str(model), "--seconds", "6", "--osc-port", "0",
+                             "--midi-virtual", "gg-play-in", "--midi-api", "jack", "--record", str(tmp_path / "take.wav")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    port = None
+    while port is None:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        lines.append(line)
+        m = re.search(r"OSC: listening on 127\.0\.0\.1:(\d+)", line)
+        port = int(m.group(1)) if m else None
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(5)
+    client.sendto(encode("/gesturegan/trigger", ("ring", 0.9)), ("127.0.0.1", port))
+    client.sendto(encode("/gesturegan/param/macro2", (0.5,)), ("127.0.0.1", port))
+    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
+    target = [n for n in backend.get_output_names() if "gg-play-in" in n]
+    assert target, backend.get_output_names()
+    with backend.open_output(target[0]) as keys:
+        keys.send(mido.Message("note_on", note=62, velocity=100))
+        time.sleep(0.5)
+        client.sendto(encode("/gesturegan/status"), ("127.0.0.1", port))
+        status = {}
+        while "/gesturegan/status/midi_notes" not in status:
+            m = parse_packet(client.recvfrom(4096)[0])[0]
+            status[m.address] = m.args
+    client.close()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert status["/gesturegan/status/osc_handled"][0] >= 2 and status["/gesturegan/status/midi_notes"] == (1,)
+    assert status["/gesturegan/status/voices"][0] >= 1
+    import soundfile as sf
+
+    take, _ = sf.read(tmp_path / "take.wav")
+    assert np.abs(take).max() > 0.01

@@ -208,7 +208,7 @@ def test_a_virtual_controller_plays_is_unplugged_and_replugged(jack_midi, jack, 
     with Engine(engine_model(n_samples=16384, categories=GESTURES), EngineConfig(SR, BLOCK), sink=sink) as eng:
         eng.block_listeners.append(listen)
         m = load_map(shipped_map(), eng.table, eng.info.categories)
-        with MidiController(eng, m, PresetLibrary([tmp_path])) as ctl:
+        with MidiController(eng, m, PresetLibrary([tmp_path, REPO / "presets" / "params"])) as ctl:
             ctl.open(["gg-test-keys"], api="jack", poll_s=0.1)
             assert wait_for(lambda: any("gg-test-keys" in p for p in ctl.ports)), ctl.events
             eng.start()
@@ -225,6 +225,8 @@ def test_a_virtual_controller_plays_is_unplugged_and_replugged(jack_midi, jack, 
             out.send(mido.Message("control_change", control=22, value=127))
             assert wait_for(lambda: eng.values["macro2"] == 1.0)
             assert ctl.stats.malformed == 2 and ctl.stats.messages == 5
+            out.send(mido.Message("program_change", program=0))  # the map's program 0: the 'init' preset
+            assert wait_for(lambda: eng.values["mix_mode"] == 2.0 and eng.values["macro1"] == 0.0)
             # unplug: reported, the sound goes on; replug: reconnected
             out.close()
             assert wait_for(lambda: ctl.stats.disconnects == 1), ctl.events

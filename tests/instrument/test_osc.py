@@ -260,7 +260,8 @@ def test_record_start_and_stop(router, eng, tmp_path):
 
     assert sf.info(str(tmp_path / "take.wav")).frames == 100 * BLOCK
     router.handle_packet(msg("/gesturegan/record/start", str(tmp_path / "take.mp3")))
-    assert router.stats.bad_args == 1
+    router.handle_packet(msg("/gesturegan/record/start", str(tmp_path / "no" / "such" / "dir.wav")), ("127.0.0.1", 9))
+    assert router.stats.bad_args == 2 and "cannot record to" in router.sent[-1][0].args[1]
 
 
 # --- real sockets -------------------------------------------------------------------------------------------
@@ -349,3 +350,37 @@ def test_readme_python_osc_snippet_plays_as_written(tmp_path):
             assert wait_for(lambda: router.stats.messages == 11)
     s = router.stats
     assert s.handled == 11 and s.bundles == 8 and s.scheduled == 8 and s.bad_args == 0
+
+
+def test_model_hot_swap_over_osc_replies_when_done(router, eng, tmp_path):
+    from .onnx_models import engine_model_file
+
+    good = engine_model_file(tmp_path / "new.onnx")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    router.handle_packet(msg("/gesturegan/model", str(good)), ("127.0.0.1", 9))
+    router.handle_packet(msg("/gesturegan/model", str(tmp_path / "broken.onnx")), ("127.0.0.1", 9))
+    router.handle_packet(msg("/gesturegan/model", str(tmp_path / "missing.onnx")), ("127.0.0.1", 9))
+    assert wait_for(lambda: sum(1 for m, _ in router.sent if m.address == "/gesturegan/model") == 2)
+    replies = sorted(m.args[0] for m, _ in router.sent if m.address == "/gesturegan/model")
+    assert replies == ["error", "ok"]
+    err = next(m for m, _ in router.sent if m.address == "/gesturegan/model" and m.args[0] == "error")
+    assert "broken.onnx" in err.args[1] and err.args[2]
+    assert router.stats.bad_args == 1  # the missing file, refused at once
+
+
+def test_midi_learn_armed_over_osc(router, eng, tmp_path):
+    from instrument.midi import MidiController
+    from instrument.midimap import parse_map
+
+    ctl = MidiController(eng, parse_map({}, eng.table, eng.info.categories), learn_path=tmp_path / "map.toml")
+    router.midi = ctl
+    router.handle_packet(msg("/gesturegan/learn", "macro3"), ("127.0.0.1", 9))
+    ctl.handle([0xB0, 70, 5])
+    assert wait_for(lambda: any(m.address == "/gesturegan/learn" for m, _ in router.sent))
+    assert [m.args for m, _ in router.sent if m.address == "/gesturegan/learn"] == [("macro3", "cc 70")]
+    assert 'param = "macro3"' in (tmp_path / "map.toml").read_text()
+    router.handle_packet(msg("/gesturegan/learn", "nope"), ("127.0.0.1", 9))
+    router.midi = None
+    router.handle_packet(msg("/gesturegan/learn", "macro1"), ("127.0.0.1", 9))
+    assert router.stats.bad_args == 2 and "needs a MIDI input" in router.sent[-1][0].args[1]
+    ctl.close()

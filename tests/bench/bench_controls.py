@@ -1,0 +1,227 @@
+"""Control-to-sound latency from OSC and MIDI, under a control load, on JACK's dummy driver.
+
+    python tests/bench/bench_controls.py                    # 200 of each measurement, then a 10-minute soak under load
+    python tests/bench/bench_controls.py --soak-seconds 60 --json out.json
+
+One JACK server (dummy driver, 48 kHz / 128 frames), one engine process playing the WaveGAN d=32 model
+(the default model's size) with the default 3 blocks ahead, its OSC server, and its MIDI input. A second
+process is the load: 200 OSC messages a second (the XY pad circling and small gain moves, so the
+continuous layer regenerates at its 10/s limit) and a MIDI controller stream (CC 7 and CC 11, 100 a
+second) through a JACK MIDI port.
+
+Measured, in the engine process, for triggers 40-60 ms apart:
+
+- **OSC**: the JACK stream time just before ``sendto`` of ``/gesturegan/trigger <category>`` on a UDP
+  socket, to the DAC time of the first output sample the trigger changes (the audio callback's
+  ``outputBufferDacTime`` for the block holding it, plus its offset in the block).
+- **MIDI**: the same from a note-on sent on a JACK MIDI port (mido, rtmidi's JACK API).
+- **OSC, fresh latent**: a bundle that changes ``seed`` and triggers: the clip must be generated first.
+
+Then the soak goes on under the same load for ``--soak-seconds``: underruns (the engine's, and those
+during device xruns), late events, and the OSC and MIDI counters. Peer: the direct ``Engine.trigger``
+call measured in the same run, so the figures show what the OSC and MIDI paths add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_engine import export_model, start_jack  # noqa: E402
+
+SR, BLOCK = 48000, 128
+CATEGORIES = ("trigger", "trigger_continuous", "continuous_variation", "continuous_repetition")
+
+
+def first_sound_ms(eng, sink, before: int, t_call: float) -> float | None:
+    """Milliseconds from ``t_call`` (stream clock) to the DAC time of the first sample of the trigger
+    that follows ``before`` applied triggers, or None if it did not sound within a second."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        trig = [a for a in eng.applied if a[0] == "trigger"]
+        if len(trig) > before and len(eng.telemetry.trigger_delays) > 0:
+            break
+        time.sleep(0.0005)
+    else:
+        return None
+    at = trig[before][1]
+    # the voice starts at its sample when the clip was ready, else when the clip came (the delay)
+    while time.monotonic() < deadline and not any(v.started_at >= at for v in list(eng.voices)):
+        time.sleep(0.0005)
+    started = [v.started_at for v in list(eng.voices) if v.started_at >= at]
+    if not started:
+        return None
+    first = min(started)
+    while time.monotonic() < deadline + 0.5:
+        if sink.stamps[(sink.counters[2] - 1) % len(sink.stamps), 0] > first:
+            dac = sink.dac_time_of(first)
+            return None if dac is None else (dac - t_call) * 1000
+        time.sleep(0.002)
+    return None
+
+
+def child_load(port: int, seconds: float) -> dict:
+    """The control load: 200 OSC messages/s and a 100/s CC stream on a JACK MIDI port, for ``seconds``."""
+    import mido
+
+    from instrument.oscwire import encode
+
+    out = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output("bench-cc", virtual=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t0 = time.monotonic()
+    k = sent = cc = 0
+    while time.monotonic() - t0 < seconds:
+        ph = k / 200
+        if k % 2 == 0:
+            sock.sendto(encode("/gesturegan/morph", (0.5 + 0.4 * math.cos(ph), 0.5 + 0.4 * math.sin(ph))), ("127.0.0.1", port))
+        else:
+            sock.sendto(encode("/gesturegan/param/gain", (-1.0 + 0.5 * math.sin(3 * ph),)), ("127.0.0.1", port))
+        sent += 1
+        if k % 2 == 0:
+            out.send(mido.Message("control_change", control=7 if k % 4 == 0 else 11, value=100 + (k // 4) % 27))
+            cc += 1
+        k += 1
+        next_t = t0 + k / 200
+        time.sleep(max(0.0, next_t - time.monotonic()))
+    out.close()
+    return {"osc_sent": sent, "cc_sent": cc, "seconds": time.monotonic() - t0}
+
+
+def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
+    import mido
+
+    from instrument.audio import SoundDeviceSink
+    from instrument.engine import Engine, EngineConfig
+    from instrument.midi import MidiController
+    from instrument.midimap import load_map, shipped_map
+    from instrument.osc import OscRouter, OscServer
+    from instrument.oscwire import encode, encode_bundle
+    from instrument.presets import PresetLibrary
+
+    sink = SoundDeviceSink(SR, BLOCK, 2, None)
+    keys = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output("bench-keys", virtual=True)
+    res: dict = {}
+    with Engine(model, EngineConfig(SR, BLOCK), sink=sink) as eng:
+        eng.set("variation", 0)
+        eng.set("layer", 1)
+        eng.set("layer_rate", 10)
+        eng.set("polyphony", 32)
+        router = OscRouter(eng, presets=PresetLibrary([Path(tempfile.mkdtemp())]))
+        midi = MidiController(eng, load_map(shipped_map(), eng.table, eng.info.categories), router.presets)
+        with OscServer(router, port=0) as srv:
+            midi.open(["bench-keys", "bench-cc"], api="jack", poll_s=0.5)
+            eng.start()
+            total = 4 * n * 0.05 + soak_seconds + 5
+            load = subprocess.Popen([sys.executable, __file__, "--child", "load", str(srv.port), str(total)],
+                                    stdout=subprocess.PIPE, text=True, env=os.environ)
+            time.sleep(2.0)  # the load's MIDI port is connected by hot-plug
+            client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            eng.keep_applied = True
+            rng = np.random.default_rng(0)
+            lat: dict[str, list[float]] = {"direct": [], "osc": [], "midi": [], "osc_fresh": []}
+            for i in range(n):
+                for mode in lat:
+                    cat = i % 4
+                    before = sum(1 for a in eng.applied if a[0] == "trigger")
+                    t_call = sink.stream_time()
+                    if mode == "direct":
+                        eng.trigger(cat, 0.5)
+                    elif mode == "osc":
+                        client.sendto(encode("/gesturegan/trigger", (CATEGORIES[cat], 0.5)), ("127.0.0.1", srv.port))
+                    elif mode == "midi":
+                        keys.send(mido.Message("note_on", note=36 + cat, velocity=90))  # the pads: one category each
+                    else:
+                        client.sendto(encode_bundle([("/gesturegan/param/seed", (5000 + i,)), ("/gesturegan/trigger", (CATEGORIES[cat], 0.5))]),
+                                      ("127.0.0.1", srv.port))
+                    ms = first_sound_ms(eng, sink, before, t_call)
+                    if ms is not None:
+                        lat[mode].append(ms)
+                    if mode == "midi":
+                        keys.send(mido.Message("note_off", note=36 + cat))
+                    if len(eng.applied) > 5000:
+                        eng.applied.clear()
+                    time.sleep(0.04 + 0.02 * rng.random())
+                    if mode == "osc_fresh":  # let render-ahead catch up with the new seed before the cached kinds
+                        time.sleep(0.25)
+            eng.keep_applied = False
+            eng.set("seed", 0)
+            for mode, v in lat.items():
+                a = np.array(v)
+                res[mode] = {"n": len(a), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+                             "max_ms": float(a.max())}
+            st0 = eng.status()
+            time.sleep(soak_seconds)  # the soak: the load goes on, plus a trigger now and then from the keys
+            load_out = load.communicate(timeout=120)[0]
+            st = eng.status()
+        midi.close()
+    keys.close()
+    res["load"] = json.loads(load_out.strip().splitlines()[-1])
+    res["soak"] = {k: v for k, v in st.items() if not isinstance(v, (dict, list))}
+    res["soak_before"] = {k: st0[k] for k in ("underruns", "engine_underruns", "device_underflows")}
+    res["osc"] = {**res["osc"], "counters": router.stats.as_dict()}
+    res["midi"] = {**res["midi"], "counters": midi.stats.as_dict()}
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--triggers", type=int, default=200, help="measurements of each kind")
+    ap.add_argument("--soak-seconds", type=float, default=600)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        res = child_load(int(rest[0]), float(rest[1])) if kind == "load" else child_controls(Path(rest[0]), int(rest[1]), float(rest[2]))
+        print(json.dumps(res))
+        return
+    import onnxruntime as ort
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, onnxruntime {ort.__version__}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model = export_model(Path(tmp))
+        name = f"gesturegan-bench-controls-{os.getpid()}"
+        jack, mode = start_jack(BLOCK, name)
+        try:
+            env = dict(os.environ, JACK_DEFAULT_SERVER=name)
+            r = subprocess.run([sys.executable, __file__, "--child", "controls", str(model), str(args.triggers), str(args.soak_seconds)],
+                               capture_output=True, text=True, env=env, timeout=7200)
+            if r.returncode != 0:
+                raise RuntimeError(r.stderr[-3000:])
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+        finally:
+            jack.terminate()
+            jack.wait(10)
+    res["jack"] = mode
+    load = res["load"]
+    print(f"48 kHz / {BLOCK}, JACK {mode}, 3 blocks ahead; load {load['osc_sent'] / load['seconds']:.0f} OSC msgs/s + "
+          f"{load['cc_sent'] / load['seconds']:.0f} CC/s, layer regenerating")
+    for k in ("direct", "osc", "midi", "osc_fresh"):
+        v = res[k]
+        print(f"  {k:10s} p50 {v['p50_ms']:5.1f} ms  p99 {v['p99_ms']:5.1f} ms  max {v['max_ms']:5.1f} ms  (n={v['n']})")
+    s = res["soak"]
+    print(f"soak {args.soak_seconds:.0f} s under the load: underruns {s['underruns']} (engine's {s['engine_underruns']}), "
+          f"device xruns {s['device_underflows']}, late events {s['late_events']}, regenerations {s['regenerations']}, "
+          f"OSC handled {res['osc']['counters']['handled']} (bad {res['osc']['counters']['bad_args']}), "
+          f"MIDI messages {res['midi']['counters']['messages']}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
