@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import INPUT_CATEGORY, INPUT_LATENT, OUTPUT_AUDIO, ModelInfo, TensorSpec, read_header, validate_session
+from .contract import (INPUT_CATEGORY, INPUT_LATENT, OUTPUT_AUDIO, ModelInfo, TensorSpec, check_category_weights, read_header,
+                       validate_session)
 from .errors import ModelFileError, ProviderError
 
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -144,8 +145,9 @@ class GeneratorModel:
         category = np.ascontiguousarray(category, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.info.latent_dim:
             raise ValueError(f"z must have shape [batch, {self.info.latent_dim}], got {list(z.shape)}")
-        if category.shape != (z.shape[0], self.info.n_categories):
+        if category.shape[:1] != z.shape[:1]:
             raise ValueError(f"category must have shape [{z.shape[0]}, {self.info.n_categories}] to match z, got {list(category.shape)}")
+        check_category_weights(category, self.info.n_categories)  # the contract: non-negative rows summing to 1
         return self._session.run([OUTPUT_AUDIO], {INPUT_LATENT: z, INPUT_CATEGORY: category})[0]
 
     def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
