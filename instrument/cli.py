@@ -11,17 +11,13 @@ import time
 from pathlib import Path
 
 from .errors import ModelFileError
+from .files import shipped
 from .osc import DEFAULT_OSC_PORT, OscConfigError
 
 
 def bundled_model() -> Path | None:
     """``presets/default.onnx`` when the package ships one."""
-    try:
-        import presets
-    except ImportError:
-        return None
-    p = Path(presets.__file__).parent / "default.onnx"
-    return p if p.is_file() else None
+    return shipped("default.onnx")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import read_toml, shipped, user_dir
 from .params import ParamError, ParamTable
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 
 class MidiMapError(ValueError):
@@ -143,14 +140,7 @@ def parse_map(doc: dict, table: ParamTable, categories: tuple[str, ...], path: P
 
 
 def load_map(path: str | Path, table: ParamTable, categories: tuple[str, ...]) -> MidiMap:
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MidiMapError(f"{path}: no such MIDI map") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise MidiMapError(f"{path}: not valid TOML: {e}") from None
-    return parse_map(doc, table, categories, path)
+    return parse_map(read_toml(path, MidiMapError, "MIDI map"), table, categories, Path(path))
 
 
 def append_binding(path: Path, b: CCBinding, base: Path | None = None) -> None:
@@ -170,10 +160,7 @@ def append_binding(path: Path, b: CCBinding, base: Path | None = None) -> None:
 
 def user_map() -> Path:
     """Where MIDI learn saves when playing the shipped map (which lives inside the install)."""
-    import os
-
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "gesturegan" / "midi.toml"
+    return user_dir() / "midi.toml"
 
 
 def default_map() -> Path | None:
@@ -183,9 +170,4 @@ def default_map() -> Path | None:
 
 
 def shipped_map() -> Path | None:
-    try:
-        import presets
-    except ImportError:
-        return None
-    p = Path(presets.__file__).parent / "midi" / "default.toml"
-    return p if p.is_file() else None
+    return shipped("midi", "default.toml")

@@ -27,12 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import read_toml, shipped, user_dir
 from .params import ParamError, ParamTable
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 PRESET_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
@@ -59,12 +55,7 @@ def check_name(name: str) -> str:
 
 def load_preset(path: str | Path) -> Preset:
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PresetError(f"{path}: no such preset file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise PresetError(f"{path}: not valid TOML: {e}") from None
+    doc = read_toml(path, PresetError, "preset file")
     head = doc.get("preset", {})
     if not isinstance(head, dict) or not isinstance(doc.get("params"), dict):
         raise PresetError(f"{path}: a preset needs a [preset] table and a [params] table")
@@ -135,17 +126,11 @@ def usable_values(table: ParamTable, preset: Preset) -> tuple[dict[str, Any], li
 
 
 def user_preset_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "gesturegan" / "presets"
+    return user_dir() / "presets"
 
 
 def shipped_preset_dir() -> Path | None:
-    try:
-        import presets
-    except ImportError:
-        return None
-    d = Path(presets.__file__).parent / "params"
-    return d if d.is_dir() else None
+    return shipped("params")
 
 
 class PresetLibrary:

@@ -15,6 +15,8 @@ from instrument.midi import MidiController
 from instrument.midimap import MidiMapError, load_map, parse_map, shipped_map
 from instrument.presets import PresetLibrary, write_preset
 
+from tests.helpers import wait_for
+
 from .onnx_models import GESTURES, engine_model
 
 SR, BLOCK = 48000, 128
@@ -182,14 +184,6 @@ def jack_midi(jack):
 
     return mido.Backend("mido.backends.rtmidi/UNIX_JACK")
 
-
-def wait_for(cond, timeout=5.0) -> bool:
-    t = time.monotonic() + timeout
-    while time.monotonic() < t:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def test_a_virtual_controller_plays_is_unplugged_and_replugged(jack_midi, jack, tmp_path):

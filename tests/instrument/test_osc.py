@@ -21,6 +21,8 @@ from instrument.osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter, OscServe
 from instrument.oscwire import OscParseError, encode, encode_bundle, parse_packet
 from instrument.presets import PresetLibrary
 
+from tests.helpers import wait_for
+
 from .onnx_models import engine_model
 
 SR, BLOCK = 48000, 128
@@ -274,14 +276,6 @@ def free_port() -> int:
     return port
 
 
-def wait_for(cond, timeout=5.0):
-    t = time.monotonic() + timeout
-    while time.monotonic() < t:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return cond()
-
 
 def test_server_over_udp_with_python_osc_replies_to_the_senders_port(eng, tmp_path):
     router = OscRouter(eng, presets=PresetLibrary([tmp_path]))
@@ -319,7 +313,7 @@ def test_allow_list_refuses_other_clients(eng):
 
 @pytest.mark.skipif(shutil.which("oscsend") is None, reason="liblo-tools (oscsend) is not installed")
 def test_oscsend_from_liblo_plays_the_instrument(tmp_path):
-    sink = MemorySink(SR, BLOCK, wait=False)
+    sink = MemorySink(SR, BLOCK)
     with Engine(engine_model(), EngineConfig(SR, BLOCK), sink=sink) as eng:
         router = OscRouter(eng, presets=PresetLibrary([tmp_path]))
         with OscServer(router, port=0) as srv:
@@ -330,7 +324,11 @@ def test_oscsend_from_liblo_plays_the_instrument(tmp_path):
                          ["/gesturegan/note", "ii", "67", "100"], ["/gesturegan/param/gain", "d", "-3"]):
                 subprocess.run(["oscsend", "localhost", port, *args], check=True, timeout=10)
             assert wait_for(lambda: router.stats.handled == 6), router.stats
-            out = np.concatenate([sink.pull(1, timeout=1) for _ in range(400)])
+            blocks = []
+            for _ in range(400):  # about real time, so the worker's clips arrive as they would while playing
+                blocks.append(sink.pull(1))
+                time.sleep(0.002)
+            out = np.concatenate(blocks)
         assert router.stats.bad_args == 0 and router.stats.malformed == 0
         assert eng.values["macro1"] == 0.5 and eng.values["layer"] == 1.0 and eng.values["gain"] == -3.0
         assert eng.values["mix_mode"] == 1.0 and eng.values["morph_y"] == pytest.approx(0.9)

@@ -18,6 +18,8 @@ from instrument.osc import OscRouter, OscServer
 from instrument.oscwire import encode, encode_bundle
 from instrument.presets import PresetLibrary
 
+from tests.helpers import wait_for
+
 from .onnx_models import GESTURES, engine_model
 
 SR, BLOCK = 48000, 128
@@ -34,14 +36,6 @@ class OutputWatch:
         self.peak = max(self.peak, float(np.abs(block).max()))
         self.blocks += 1
 
-
-def wait_for(cond, timeout=10.0) -> bool:
-    t = time.monotonic() + timeout
-    while time.monotonic() < t:
-        if cond():
-            return True
-        time.sleep(0.002)
-    return cond()
 
 
 @pytest.fixture
@@ -138,7 +132,7 @@ def test_fuzz_100k_packets_while_it_plays(live):
             for d in batch[i:i + 100]:
                 client.sendto(d, ("127.0.0.1", srv.port))
             sent += len(batch[i:i + 100])
-            assert wait_for(lambda: router.stats.packets == sent), (router.stats, sent)
+            assert wait_for(lambda: router.stats.packets == sent, timeout=10), (router.stats, sent)
 
     n = 20_000
     for kind in ("garbage", "unknown", "bad"):
