@@ -20,13 +20,15 @@ from instrument.midimap import MidiMapError
 from instrument.osc import OscConfigError
 from instrument.params import ParamError
 from instrument.presets import PresetError
+from instrument.render import ScriptError
+from instrument.score import ScoreError
 from train.errors import CheckpointError, DatasetError, ModelError, TrainingError
 
 from . import commands, demo
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DatasetError, ModelError, CheckpointError, TrainingError, ModelFileError, ProviderError, AudioDeviceError, ParamError,
-    OscConfigError, MidiError, MidiMapError, PresetError, FileNotFoundError, NotADirectoryError, PermissionError,
+    OscConfigError, MidiError, MidiMapError, PresetError, ScoreError, ScriptError, FileNotFoundError, NotADirectoryError, PermissionError,
 )
 
 

@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--buffer-blocks", type=int, default=3, help="blocks rendered ahead of the device: latency vs safety (default 3)")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="inference provider (default auto)")
     p.add_argument("--record", type=Path, default=None, help="also write the output to this WAV (from a non-real-time thread)")
+    p.add_argument("--record-score", type=Path, default=None, metavar="TAKE.toml",
+                   help="write every control event, at its sample, to a score that 'gesturegan render' plays back")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until q or Ctrl-C)")
     p.add_argument("--layer", action="store_true", help="start with the continuous layer on")
     p.add_argument("--demo", action="store_true", help="play by itself: a trigger every half second, cycling the categories")
@@ -60,6 +62,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--midi-api", choices=("auto", "alsa", "jack", "coremidi", "winmm"), default="auto",
                    help="MIDI system (default auto: ALSA where the sequencer exists, else JACK)")
     p.set_defaults(func=run_play)
+    r = sub.add_parser(
+        "render", help="render a score (.toml), a score script (.py) or a MIDI file (.mid) to WAV, offline",
+        description="Render a composition offline through the engine, faster than real time and deterministic for a "
+                    "given seed: a TOML score, a Python script that builds a Score (in the variable `score`), or a "
+                    "Standard MIDI File played through a MIDI map. The WAV is written to a temporary file and renamed "
+                    "at the end.")
+    r.add_argument("piece", type=Path, help="piece.toml, piece.py or song.mid")
+    r.add_argument("-o", "--out", type=Path, default=None, help="the WAV to write (default: the piece's name with .wav, here)")
+    r.add_argument("--png", action="store_true", help="also write a spectrogram picture beside the WAV (same name, .png)")
+    r.add_argument("--model", default=None, help="render with this model instead of the one the score names (default: the bundled one for MIDI files)")
+    r.add_argument("--map", type=Path, default=None, help="MIDI files: the MIDI map (default presets/midi/default.toml)")
+    r.add_argument("--seed", type=int, default=0, help="MIDI files: the engine seed (scores carry their own)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.set_defaults(func=run_render)
     mp = sub.add_parser("midi-ports", help="list the MIDI inputs", description="List the MIDI inputs that --midi can open.")
     mp.add_argument("--midi-api", choices=("auto", "alsa", "jack", "coremidi", "winmm"), default="auto")
     mp.set_defaults(func=run_midi_ports)
@@ -70,6 +86,23 @@ def run_devices(args: argparse.Namespace) -> int:
 
     print("output devices:")
     print(list_devices())
+    return 0
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from .render import render_midi_file, render_score, run_script
+    from .score import load_score
+
+    piece: Path = args.piece
+    out = args.out or Path(piece.stem + ".wav")
+    suffix = piece.suffix.lower()
+    if suffix in (".mid", ".midi", ".smf"):
+        summary = render_midi_file(piece, out, args.map, args.model or "default", seed=args.seed, progress=not args.quiet, png=args.png)
+    else:
+        score = run_script(piece) if suffix == ".py" else load_score(piece)
+        summary = render_score(score, out, progress=not args.quiet, png=args.png, model=args.model)
+    print(f"rendered {piece} -> {summary['wav']} ({summary['seconds']:.1f} s, {summary['clips_generated']} clips generated)"
+          + (f"; spectrogram {summary['png']}" if "png" in summary else ""))
     return 0
 
 
@@ -154,6 +187,8 @@ def run_play(args: argparse.Namespace) -> int:
         if args.record is not None:
             recorder = Recorder(args.record, args.rate, config.channels)
             eng.block_listeners.append(recorder)
+        if args.record_score is not None:
+            eng.event_log = []
         if args.layer:
             eng.set("layer", 1)
         eng.start()
@@ -174,6 +209,12 @@ def run_play(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.close()
             print(f"\nrecorded {recorder.frames / args.rate:.1f} s to {args.record}")
+        if args.record_score is not None and eng.event_log is not None:
+            from .render import score_from_log
+
+            take = score_from_log(eng.event_log, eng, str(Path(model).resolve()), eng.now() / args.rate)
+            take.save(args.record_score)
+            print(f"recorded {len(take.events)} control events to {args.record_score} (gesturegan render {args.record_score})")
     st = eng.status()
     print(f"\nstopped after {st['time_s']:.1f} s: underruns {st['underruns']} ({st['underruns'] - st['engine_underruns']} during device xruns), "
           f"device xruns {st['device_underflows']}, late events {st['late_events']}, "

@@ -163,6 +163,7 @@ class Engine:
         self.block_listeners: list[Callable[[np.ndarray, int], None]] = []  # e.g. the recorder (engine thread)
         self.applied: list[tuple[str, int, float]] = []  # (kind, sample applied, perf_counter posted): for latency measurement
         self.keep_applied = False
+        self.event_log: list[tuple[int, str, tuple]] | None = None  # (sample applied, kind, args): --record-score
         self._latent_override: np.ndarray | None = None
         self._recorder = None
         self._cpu0 = (time.process_time(), time.perf_counter())
@@ -332,7 +333,8 @@ class Engine:
         variation = self.values["variation"]
         if variation <= 0:
             return base, self._z
-        seed = int.from_bytes(base[:8], "little") ^ (n * 0x9E3779B97F4A7C15 & (2**64 - 1))
+        mask = 2**64 - 1  # the engine seed picks which variations a session plays (0: the same as ever)
+        seed = int.from_bytes(base[:8], "little") ^ (n * 0x9E3779B97F4A7C15 & mask) ^ (self.config.seed * 0xBF58476D1CE4E5B9 & mask)
         z = self.space.neighbour(self._z, variation, np.random.default_rng(seed))
         return self._key(z, mix), z
 
@@ -363,6 +365,8 @@ class Engine:
         kind, a = ev.kind, ev.args
         if self.keep_applied:
             self.applied.append((kind, at, ev.posted))
+        if self.event_log is not None and kind != "swap":
+            self.event_log.append((at, kind, a))
         if kind == "set":
             self._set(a[0], a[1])
         elif kind == "set_many":

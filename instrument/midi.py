@@ -124,8 +124,9 @@ class MidiController:
 
     # --- decoding --------------------------------------------------------------------------------------------
 
-    def handle(self, data: list[int] | bytes) -> None:
-        """One MIDI message's bytes. Never raises for what a device sends."""
+    def handle(self, data: list[int] | bytes, at: int | None = None) -> None:
+        """One MIDI message's bytes, now or (``at``) at an engine sample (MIDI files). Never raises for
+        what a device sends."""
         self.stats.messages += 1
         n = len(data)
         if n == 0 or not 0x80 <= data[0] < 0xF0 or any(not 0 <= b < 0x80 for b in data[1:3]):
@@ -144,44 +145,44 @@ class MidiController:
             return
         try:
             if kind == 0x90 and data[2] > 0:
-                self._note_on(ch, data[1], data[2])
+                self._note_on(ch, data[1], data[2], at)
             elif kind == 0x80 or kind == 0x90:
-                self._note_off(ch, data[1])
+                self._note_off(ch, data[1], at)
             elif kind == 0xB0:
-                self._control(ch, data[1], data[2])
+                self._control(ch, data[1], data[2], at)
             elif kind == 0xE0:
                 bend = ((data[2] << 7) | data[1]) - 8192
-                self.engine.set(self.map.bend_param, self.map.bend_range * bend / (8191 if bend > 0 else 8192))
+                self.engine.set(self.map.bend_param, self.map.bend_range * bend / (8191 if bend > 0 else 8192), at)
                 self.stats.controls += 1
             elif kind == 0xC0:
-                if self._running:  # a preset is a file to read: not on RtMidi's thread (JACK's, with the JACK API)
+                if self._running and at is None:  # a preset is a file to read: not on RtMidi's thread (JACK's, with the JACK API)
                     self._pending_programs.append(data[1])
                     self._wake.set()
                 else:
-                    self._program(data[1])
+                    self._program(data[1], at)
             else:
                 self.stats.ignored += 1  # aftertouch
         except (ValueError, PresetError) as e:
             self.stats.refused += 1
             log.warning("MIDI %s: %s", bytes(data).hex(" "), e)
 
-    def _note_on(self, ch: int, note: int, velocity: int) -> None:
+    def _note_on(self, ch: int, note: int, velocity: int, at: int | None = None) -> None:
         zone = self.map.zone(note)
         cat = zone.category
         if cat == "by_note":
             cat = (note - zone.low) % self.engine.info.n_categories
         self._held[ch].discard(note)
-        self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note)
+        self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note, at=at)
         self.stats.notes += 1
 
-    def _note_off(self, ch: int, note: int) -> None:
+    def _note_off(self, ch: int, note: int, at: int | None = None) -> None:
         if self._sustain[ch]:
             self._held[ch].add(note)
         else:
-            self.engine.note_off(note)
+            self.engine.note_off(note, at)
         self.stats.notes += 1
 
-    def _control(self, ch: int, cc: int, value: int) -> None:
+    def _control(self, ch: int, cc: int, value: int, at: int | None = None) -> None:
         if self._learn is not None and self._take_learn(ch, cc):
             return
         b = self.map.ccs.get(cc)
@@ -191,33 +192,33 @@ class MidiController:
                 raw = value << 7  # an MSB resets the LSB (MIDI 1.0: the fine part follows, if it comes)
             else:
                 raw = value
-            self.engine.set(b.param, b.value(raw))
+            self.engine.set(b.param, b.value(raw), at)
             self.stats.controls += 1
             return
         b = self._lsb_of.get(cc)
         if b is not None:
             msb = self._msb.get((ch, b.cc), 0)
-            self.engine.set(b.param, b.value((msb << 7) | value))
+            self.engine.set(b.param, b.value((msb << 7) | value), at)
             self.stats.controls += 1
         elif cc == self.map.sustain_cc:
             down = value >= 64
             self._sustain[ch] = down
             if not down:
                 for note in sorted(self._held[ch]):
-                    self.engine.note_off(note)
+                    self.engine.note_off(note, at)
                 self._held[ch].clear()
             self.stats.controls += 1
         elif cc in (120, 123):  # all sound off, all notes off
-            self.engine.all_notes_off()
+            self.engine.all_notes_off(at)
             self._held[ch].clear()
             self.stats.controls += 1
         else:
             self.stats.ignored += 1
 
-    def _program(self, program: int) -> None:
+    def _program(self, program: int, at: int | None = None) -> None:
         name = self.map.programs.get(program)
         preset = self.presets.find(name) if name is not None else self.presets.by_index(program)
-        skipped = recall(self.engine, preset)
+        skipped = recall(self.engine, preset, at)
         if skipped:
             log.info("preset %r: skipped %s (not parameters of this model)", preset.name, ", ".join(skipped))
         self.stats.controls += 1

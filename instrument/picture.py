@@ -93,13 +93,15 @@ def write_spectrogram_png(
     columns: int = 4,
     tile_height: int = 128,
     floor_db: float = -90.0,
+    n_fft: int = 512,
+    hop: int = 128,
 ) -> None:
     """A grid of spectrograms, one tile per sound (``[T]`` float arrays), labelled underneath."""
     if not sounds:
         raise ValueError("write_spectrogram_png needs at least one sound")
     tiles = []
     for audio in sounds:
-        db = spectrogram_db(audio)[::-1]  # low frequencies at the bottom
+        db = spectrogram_db(audio, n_fft, hop)[::-1]  # low frequencies at the bottom
         rows = np.linspace(0, db.shape[0] - 1, tile_height).astype(int)
         tiles.append(_colormap((db[rows] - floor_db) / -floor_db))
     tile_w = max(t.shape[1] for t in tiles)

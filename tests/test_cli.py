@@ -61,7 +61,7 @@ def test_readme_research_workflow(tmp_path, capsys):
 
 
 def test_demo_makes_and_reports_the_corpus(tmp_path):
-    r = _run("demo", "--out", str(tmp_path / "demo"), "--per-category", "4", "-q")
+    r = _run("demo", "--corpus", "--out", str(tmp_path / "demo"), "--per-category", "4", "-q")
     assert r.returncode == 0, r.stderr
     assert "made 16 gesture recordings" in r.stdout and "continuous_repetition" in r.stdout
     assert (tmp_path / "demo" / "corpus-spectrograms.png").stat().st_size > 1000

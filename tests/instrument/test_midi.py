@@ -99,8 +99,8 @@ def test_program_change_recalls_a_preset(ctl, eng, tmp_path):
     write_preset(tmp_path / "presets" / "z-bright.toml", "z-bright", {"macro2": 0.5, "weight.no_such_category": 1.0})
     ctl.handle([0xC0, 0])  # mapped: init
     ctl.handle([0xC0, 0x00])
-    ctl.handle([0xC0, 1])  # unmapped: the second preset by name ('init', 'z-bright')
-    ctl.handle([0xC0, 1])
+    ctl.handle([0xC0, 4])  # unmapped: the fifth preset by name (glass-rain, init, pulse-drone, slow-bells, z-bright)
+    ctl.handle([0xC0, 4])
     ctl.handle([0xC0, 99])  # no such preset: refused, counted, nothing else happens
     got = drain(eng)
     assert dict(got[0][1][0])["mix_mode"] == 2.0 and "layer" in dict(got[0][1][0])
