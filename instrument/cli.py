@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="play the instrument on a sound card, from the keyboard, OSC and MIDI",
         description="Start the instrument: load a model, open the output device, show a status line. "
                     "In a terminal, keys 1-9 trigger the categories, 0 triggers the current mix, l switches the "
-                    "continuous layer, m/M move macro 1, k arms MIDI learn (K disarms), q quits. Ctrl-C stops it too. "
+                    "continuous layer, m/M move macro 1, k arms MIDI learn (K disarms), p saves a preset, q quits. Ctrl-C stops it too. "
                     "OSC is on (127.0.0.1:9000) unless --no-osc; MIDI with --midi or --midi-virtual.",
     )
     p.add_argument("--model", type=Path, default=None, help="an exported .onnx model (default: the bundled model)")
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write every control event, at its sample, to a score that 'gesturegan render' plays back")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until q or Ctrl-C)")
     p.add_argument("--layer", action="store_true", help="start with the continuous layer on")
+    p.add_argument("--preset", default=None, help="start from this preset (a name: yours, then presets/params/*.toml)")
     p.add_argument("--demo", action="store_true", help="play by itself: a trigger every half second, cycling the categories")
     p.add_argument("--quiet", "-q", action="store_true", help="no status line")
     o = p.add_argument_group("OSC (Max/MSP, SuperCollider, Pure Data)")
@@ -189,6 +190,12 @@ def run_play(args: argparse.Namespace) -> int:
             eng.block_listeners.append(recorder)
         if args.record_score is not None:
             eng.event_log = []
+        if args.preset:
+            from .presets import PresetLibrary, recall
+
+            skipped = recall(eng, PresetLibrary().find(args.preset))
+            if skipped:
+                print(f"preset {args.preset}: skipped {', '.join(skipped)} (not parameters of this model)")
         if args.layer:
             eng.set("layer", 1)
         eng.start()
@@ -277,6 +284,16 @@ def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
                         print(f"\n{e}")
                 elif key == "K" and midi is not None:
                     midi.cancel_learn()
+                elif key == "p":
+                    name = _ask("save preset as (empty cancels): ", tty_state)
+                    if name:
+                        from .presets import PresetError, PresetLibrary
+
+                        try:
+                            saved = PresetLibrary().save(name, eng.table, dict(eng.values), Path(eng.worker.model.source).name)
+                            print(f"\nsaved preset {name!r} to {saved}")
+                        except (PresetError, OSError) as e:
+                            print(f"\n{e}")
             else:
                 time.sleep(0.02)
     finally:

@@ -68,7 +68,8 @@ def test_play_and_devices_commands(jack, tmp_path):
     model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
     r = subprocess.run([sys.executable, "-m", "export", "devices"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "JACK" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "export", "play", "--model", str(model), "--seconds", "3", "--demo", "--layer", "--osc-port", "0",
+    r = subprocess.run([sys.executable, "-m", "export", "play", "--model", str(model), "--seconds", "3", "--demo", "--layer",
+                        "--osc-port", "0", "--preset", "glass-rain",
                         "--record", str(tmp_path / "take.wav")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "playing" in r.stdout and "recorded" in r.stdout
@@ -103,7 +104,8 @@ def test_play_from_osc_and_a_virtual_midi_input(jack, tmp_path):
 
     model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
     proc = subprocess.Popen([sys.executable, "-u", "-m", "export", "play", "--model", str(model), "--seconds", "6", "--osc-port", "0",
-                             "--midi-virtual", "gg-play-in", "--midi-api", "jack", "--record", str(tmp_path / "take.wav")],
+                             "--midi-virtual", "gg-play-in", "--midi-api", "jack", "--record", str(tmp_path / "take.wav"),
+                             "--record-score", str(tmp_path / "take.toml")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     port = None
@@ -137,3 +139,13 @@ def test_play_from_osc_and_a_virtual_midi_input(jack, tmp_path):
 
     take, _ = sf.read(tmp_path / "take.wav")
     assert np.abs(take).max() > 0.01
+    # the control events, at their samples, as a score that renders offline
+    from instrument.render import render_score
+    from instrument.score import load_score
+
+    score = load_score(tmp_path / "take.toml")
+    kinds = [(e.kind, e.value if e.kind != "set" else sorted(e.value)) for e in score.events]
+    assert ("trigger", "ring") in kinds and ("set", ["macro2"]) in kinds and any(k == "note" for k, _ in kinds), kinds
+    assert "recorded" in out and "control events" in out
+    audio = render_score(score)
+    assert abs(len(audio) / SR - len(take) / SR) < 0.5 and np.abs(audio).max() > 0.01

@@ -52,8 +52,19 @@ def test_osc_address_space_in_the_readme_is_generated_from_the_code(tmp_path):
 def test_offline_snippet_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     engine_model_file(tmp_path / "wavegan.onnx", n_samples=16384, categories=GESTURES)
-    offline = [s for s in snippets() if "render(" in s]
+    offline = [s for s in snippets() if "eng.render(" in s]
     assert len(offline) == 1
     exec(compile(offline[0], "README.md", "exec"), {})
     audio, sr = sf.read(tmp_path / "sketch.wav")
     assert sr == 48000 and audio.shape == (8 * 48000, 2) and np.abs(audio).max() > 0.01
+
+
+def test_score_script_snippet_runs_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = engine_model_file(tmp_path / "m.onnx", n_samples=16384, categories=GESTURES)
+    (code,) = [s for s in snippets() if "from instrument.score import Score" in s]
+    assert 'model="default"' in code
+    exec(compile(code.replace('model="default"', f'model={str(model)!r}'), "README.md", "exec"), {})
+    audio, sr = sf.read(tmp_path / "sketch.wav")
+    assert sr == 48000 and len(audio) == int((32 * 0.5 + 2.0) * 48000) and np.abs(audio).max() > 0.01
+    assert (tmp_path / "sketch.png").stat().st_size > 1000
