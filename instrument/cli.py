@@ -96,6 +96,7 @@ def run_render(args: argparse.Namespace) -> int:
 
     piece: Path = args.piece
     out = args.out or Path(piece.stem + ".wav")
+    out.parent.mkdir(parents=True, exist_ok=True)
     suffix = piece.suffix.lower()
     if suffix in (".mid", ".midi", ".smf"):
         summary = render_midi_file(piece, out, args.map, args.model or "default", seed=args.seed, progress=not args.quiet, png=args.png)

@@ -126,6 +126,9 @@ class Score:
         _num(self.block, "block", 16, 16384)
         if self.duration is not None:
             _num(self.duration, "duration", 0)
+        for name in ("seed", "sample_rate", "block"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ScoreError(f"{name} must be a whole number, got {getattr(self, name)!r}")
         self.rng = random.Random(self.seed)  # for scripts: randomness that the seed repeats
         self._table = build_table([])
 

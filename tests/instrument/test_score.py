@@ -87,7 +87,8 @@ def test_each_kind_of_bad_score_names_file_event_and_field(tmp_path, body, why):
 def test_bad_headers_and_files(tmp_path, model):
     for text, why in (("[score]\nmodel = \"x\"\n", r"must say what times count"), ("title = 1\n", r"needs a \[score\] table"),
                       ("[score\n", r"not valid TOML"), (HEAD + "colour = 1\n", r"\[score\] has no field 'colour'"),
-                      (HEAD.replace('"seconds"', '"bars"'), r"time must be one of seconds, beats, samples")):
+                      (HEAD.replace('"seconds"', '"bars"'), r"time must be one of seconds, beats, samples"),
+                      (HEAD.replace("seed = 3", 'seed = "x"'), r"\[score\] seed must be a whole number")):
         with pytest.raises(ScoreError, match=why):
             load_score(write(tmp_path, text))
     with pytest.raises(ScoreError, match="no such score"):

@@ -28,7 +28,7 @@ def test_the_default_model_ships_small_and_keeps_the_contract():
         z = m.info.sample_latents(4, np.random.default_rng(0))
         audio = m.generate(z, np.eye(4, dtype=np.float32))
         assert audio.shape == (4, 16384) and np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
-        assert float(m.info.extra.get("parity_error", 1)) <= float(m.info.extra.get("parity_bound", 0))
+        assert float(m.info.extra["parity_rel_error"]) <= float(m.info.extra["parity_bound"]) and m.info.extra["parity_forced"] == "false"
     card = json.loads((REPO / "presets" / "default-model.json").read_text())
     assert card["training_steps"] == m.info.training_steps and "evaluate" in card and "recipe" in card
 
