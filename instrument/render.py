@@ -3,7 +3,7 @@ scores recorded from a live performance. Everything goes through the engine's of
 (:meth:`Engine.render`: the same mixer as live, on a manual clock), so a score sounds as it would live.
 
 - :func:`render_score`: post a :class:`~instrument.score.Score`'s events at their samples (ramps and
-  morph paths as control moves every 10 ms, which the engine smooths), render, write the WAV (temporary
+  morph paths as control moves 20 times a second, which the engine smooths), render, write the WAV (temporary
   file, renamed at the end) and, if asked, a spectrogram PNG beside it.
 - :func:`run_script`: a Python file that builds a score; its errors come back as the script's own
   traceback, marked as such.
