@@ -5,13 +5,17 @@
 - :func:`user_dir`: the user's own folder, ``$XDG_CONFIG_HOME/gesturegan`` (``~/.config/gesturegan``):
   saved presets, the MIDI map MIDI learn writes.
 - :func:`read_toml`: a TOML document, with a missing file or bad TOML raised as the caller's error
-  class, naming the file.
+  class, naming the file; :func:`toml_key` and :func:`toml_value` write the little TOML that presets
+  and scores need (no dependency for it).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 try:
     import tomllib
@@ -41,3 +45,29 @@ def read_toml(path: str | Path, error: type[Exception], what: str) -> dict:
         raise error(f"{path}: no such {what}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise error(f"{path}: not valid TOML: {e}") from None
+
+
+def toml_key(k: str) -> str:
+    """A key, quoted when it is not a bare key (``"weight.trigger"``)."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_string(k)
+
+
+def _toml_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def toml_value(v: Any) -> str:
+    """A value: booleans, ints, floats (shortest round-trip form), strings, lists and inline tables."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"TOML has no place for {v}")
+        return repr(v)
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return "[" + ", ".join(toml_value(x) for x in v) + "]"

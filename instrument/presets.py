@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import read_toml, shipped, user_dir
+from .files import read_toml, shipped, toml_key, toml_value, user_dir
 from .params import ParamError, ParamTable
 
 PRESET_VERSION = 1
@@ -69,20 +69,6 @@ def load_preset(path: str | Path) -> Preset:
     return Preset(str(head.get("name", path.stem)), dict(values), head.get("model"), path)
 
 
-def _toml_key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_\-]+", k) else '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def preset_values(table: ParamTable, values: dict[str, float]) -> dict[str, Any]:
     """The engine's values as a preset stores them: choices by name, bools as booleans, ints as ints."""
     out: dict[str, Any] = {}
@@ -97,11 +83,11 @@ def write_preset(path: str | Path, name: str, values: dict[str, Any], model: str
     path = Path(path)
     lines = ["# GestureGAN preset: the parameter values of one sound. Edit freely; ids are those of the",
              "# parameter table (README), values outside a range are clamped or refused as the table says.",
-             "[preset]", f"name = {_toml_value(check_name(name))}"]
+             "[preset]", f"name = {toml_value(check_name(name))}"]
     if model:
-        lines.append(f"model = {_toml_value(model)}")
+        lines.append(f"model = {toml_value(model)}")
     lines += [f"version = {PRESET_VERSION}", "", "[params]"]
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items()]
+    lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

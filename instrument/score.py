@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import read_toml, shipped
+from .files import read_toml, shipped, toml_value
 from .params import ParamTable, build_table
 
 TIME_UNITS = ("seconds", "beats", "samples")
@@ -169,21 +168,21 @@ class Score:
 
     # --- files --------------------------------------------------------------------------------------------
 
-    def to_toml(self) -> str:
+    def totoml_value(self) -> str:
         lines = ["# GestureGAN score", "[score]"]
         for k in ("title", "model", "sample_rate", "time", "tempo", "duration", "tail", "seed", "block"):
             v = getattr(self, k)
             if v is not None:
-                lines.append(f"{k} = {_toml(v)}")
+                lines.append(f"{k} = {toml_value(v)}")
         for e in self.sorted_events():
-            lines += ["", "[[event]]", f"at = {_toml(e.at)}", f"{e.kind} = {_toml(e.value)}"]
-            lines += [f"{k} = {_toml(v)}" for k, v in e.fields.items()]
+            lines += ["", "[[event]]", f"at = {toml_value(e.at)}", f"{e.kind} = {toml_value(e.value)}"]
+            lines += [f"{k} = {toml_value(v)}" for k, v in e.fields.items()]
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(self.to_toml(), encoding="utf-8")
+        tmp.write_text(self.totoml_value(), encoding="utf-8")
         tmp.replace(path)
         return path
 
@@ -238,20 +237,6 @@ class At:
 
     def latent(self, values: list[float] | str = "seed") -> "At":
         return self._add("latent", values if isinstance(values, str) else [float(x) for x in values])
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else "0.0"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k if re.fullmatch(r'[A-Za-z0-9_-]+', k) else _toml(k)} = {_toml(x)}" for k, x in v.items()) + " }"
-    return "[" + ", ".join(_toml(x) for x in v) + "]"
 
 
 def _category(v: Any, where: str) -> None:
