@@ -211,13 +211,26 @@ class SoundDeviceSink(_Sink):
         """The stream clock, the one ``dac_time_of`` answers in."""
         return float(self.stream.time) if self.stream is not None else 0.0
 
+    def unix_offset(self) -> float:
+        """``time.time()`` minus the stream clock, read now. The two clocks are read back to back; a pair
+        that took longer than 0.2 ms (the thread was preempted between them) is read again, up to 5
+        times, keeping the tightest, so a stall cannot shift the mapping by milliseconds."""
+        best = (float("inf"), 0.0)
+        for _ in range(5):
+            t1 = time.time()
+            st = float(self.stream.time)
+            t2 = time.time()
+            best = min(best, (t2 - t1, (t1 + t2) / 2 - st))
+            if best[0] < 0.0002:
+                break
+        return best[1]
+
     def frame_at_unix(self, unix_time: float) -> float | None:
-        """The engine sample that plays at ``unix_time`` (the clock of OSC time tags). The stream clock
-        and the Unix clock are read back to back, each call, so a slewed system clock is followed."""
+        """The engine sample that plays at ``unix_time`` (the clock of OSC time tags). The clocks are
+        correlated each call (:meth:`unix_offset`), so a slewed system clock is followed."""
         if self.stream is None:
             return None
-        offset = time.time() - float(self.stream.time)
-        return self.frame_at_dac(unix_time - offset)
+        return self.frame_at_dac(unix_time - self.unix_offset())
 
     def stop(self) -> None:
         if self.stream is not None:
