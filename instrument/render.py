@@ -78,9 +78,11 @@ def _post(eng: Any, score: Score, e: Event, where: str, current: dict[str, Any],
                 eng.morph(x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, at=at + (span * k) // n)
         current["mix_mode"] = 1.0
     elif e.kind == "preset":
-        from .presets import recall
+        from .presets import recall, usable_values
 
-        recall(eng, presets.find(v), at)
+        preset = presets.find(v)
+        recall(eng, preset, at)
+        current.update({k: eng.table.coerce(k, x) for k, x in usable_values(eng.table, preset)[0].items()})  # ramps start here
     elif e.kind == "mix":
         eng.set_mix(v, at=at)
     elif e.kind == "latent":
