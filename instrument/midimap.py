@@ -122,8 +122,8 @@ def parse_map(doc: dict, table: ParamTable, categories: tuple[str, ...], path: P
     if isinstance(rng, bool) or not isinstance(rng, (int, float)) or not 0 <= rng <= 48:
         raise MidiMapError(f"{src}: [pitch_bend] range must be 0..48 semitones, got {rng!r}")
     m.bend_range = float(rng)
-    m.sustain_cc = None if doc.get("sustain", {}).get("cc", 64) in (None, -1) else _int(doc.get("sustain", {}).get("cc", 64), 0, 127,
-                                                                                         f"{src}: [sustain] cc")
+    sustain = doc.get("sustain", {}).get("cc", 64)
+    m.sustain_cc = None if sustain == -1 else _int(sustain, 0, 127, f"{src}: [sustain] cc")
     for i, e in enumerate(doc.get("cc", [])):
         where = f"{src}: [[cc]] #{i + 1}"
         cc = _int(e.get("cc"), 0, 127, f"{where} cc")

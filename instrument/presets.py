@@ -119,14 +119,17 @@ def shipped_preset_dir() -> Path | None:
     return shipped("params")
 
 
+def default_preset_dirs() -> list[Path]:
+    """Where presets are looked up by default: the user's folder (where saves go), then the shipped one."""
+    shipped = shipped_preset_dir()
+    return [user_preset_dir()] + ([shipped] if shipped else [])
+
+
 class PresetLibrary:
     """Presets by name: ``dirs[0]`` is where saves go; lookups try each folder in order."""
 
     def __init__(self, dirs: list[Path] | None = None) -> None:
-        if dirs is None:
-            shipped = shipped_preset_dir()
-            dirs = [user_preset_dir()] + ([shipped] if shipped else [])
-        self.dirs = [Path(d) for d in dirs]
+        self.dirs = [Path(d) for d in (default_preset_dirs() if dirs is None else dirs)]
 
     def names(self) -> list[str]:
         seen: dict[str, None] = {}

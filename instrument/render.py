@@ -93,10 +93,9 @@ def post_score(eng: Any, score: Score) -> None:
     """Every event of ``score`` posted to ``eng`` at its sample; model-dependent checks (categories,
     weights) raise :class:`ScoreError` naming the event."""
     from .params import ParamError
-    from .presets import PresetError, PresetLibrary, shipped_preset_dir, user_preset_dir
+    from .presets import PresetError, PresetLibrary, default_preset_dirs
 
-    dirs = ([score.source.parent] if score.source else []) + [user_preset_dir()] + ([shipped_preset_dir()] if shipped_preset_dir() else [])
-    presets = PresetLibrary(dirs)
+    presets = PresetLibrary(([score.source.parent] if score.source else []) + default_preset_dirs())
     current: dict[str, Any] = {}
     for i, e in enumerate(score.sorted_events()):
         where = f"{score.source or 'score'}: event {i + 1}" + (f" (line {e.line})" if e.line else "")
@@ -201,7 +200,7 @@ def render_midi_file(mid: str | Path, out: str | Path | None, midi_map: str | Pa
     except (OSError, ValueError, EOFError, KeyError, IndexError) as e:
         raise ScoreError(f"{mid}: not a readable Standard MIDI File: {e}") from None
     score = Score(model=str(model), sample_rate=sample_rate, tail=tail, seed=seed, block=block, source=mid)
-    path = resolve_model(score, None if str(model) == "default" else Path(model).expanduser().resolve())
+    path = resolve_model(score, model)
     map_path = Path(midi_map) if midi_map else shipped_map()
     t = 0.0
     with Engine(path, EngineConfig(sample_rate=sample_rate, block_frames=block, seed=seed), sync=True) as eng:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Callable
 
@@ -14,3 +15,10 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0, poll_s: float = 0.0
             return True
         time.sleep(poll_s)
     return cond()
+
+
+def free_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing holds right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

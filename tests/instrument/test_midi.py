@@ -164,10 +164,16 @@ def test_midi_learn_binds_saves_and_survives_a_reload(ctl, eng, tmp_path):
     ({"midi": {"channel": 17}}, "channel must be a whole number 0..16"),
     ({"pitch_bend": {"range": -1}}, "range must be 0..48"),
     ({"programs": {"x": "a"}}, "program numbers"),
+    ({"sustain": {"cc": 200}}, r"\[sustain\] cc must be a whole number 0..127"),
 ])
 def test_bad_maps_name_the_entry(eng, doc, why):
     with pytest.raises(MidiMapError, match=why):
         parse_map(doc, eng.table, eng.info.categories)
+
+
+def test_sustain_minus_one_means_no_pedal(eng):
+    assert parse_map({"sustain": {"cc": -1}}, eng.table, eng.info.categories).sustain_cc is None
+    assert parse_map({}, eng.table, eng.info.categories).sustain_cc == 64
 
 
 def test_a_map_that_is_not_toml_names_the_file(eng, tmp_path):

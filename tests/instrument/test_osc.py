@@ -268,14 +268,6 @@ def test_record_start_and_stop(router, eng, tmp_path):
 
 # --- real sockets -------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 
 def test_server_over_udp_with_python_osc_replies_to_the_senders_port(eng, tmp_path):
     router = OscRouter(eng, presets=PresetLibrary([tmp_path]))

@@ -19,6 +19,7 @@ from instrument.audio import SoundDeviceSink
 from instrument.engine import Engine, EngineConfig
 from instrument.osc import DEFAULT_OSC_PORT, OscRouter, OscServer
 from instrument.presets import PresetLibrary
+from tests.helpers import free_port
 from tests.instrument.onnx_models import GESTURES, engine_model
 
 PATCHES = Path(__file__).resolve().parents[2] / "presets" / "patches"
@@ -74,12 +75,7 @@ def test_supercollider_file_plays_the_instrument(playing):
 @pytest.mark.skipif(shutil.which("pd") is None, reason="pd is not installed (apt-get install puredata-core)")
 def test_pure_data_patch_plays_the_instrument(playing):
     eng, router, port, peak = playing
-    import socket
-
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    reply_port = s.getsockname()[1]
-    s.close()
+    reply_port = free_port()
     r = subprocess.run(["pd", "-nogui", "-nosound", "-nomidi", "-stderr", "-open", str(PATCHES / "gesturegan.pd"),
                         "-send", f"gg-port {port}", "-send", f"gg-reply {reply_port}", "-send", "gg-demo bang"],
                        capture_output=True, text=True, timeout=60)
