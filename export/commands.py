@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from instrument.main import Command
+from train.config import WEIGHTS, WEIGHTS_HELP
+from train.errors import CheckpointError, ModelError
+
+from .onnx_export import ExportError, export_model
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
@@ -25,21 +31,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "0.45 ms per clip per iteration on a CPU core)")
     e.add_argument("--force", action="store_true", help="write the file even if parity fails (flagged parity_forced=true in its metadata)")
     e.add_argument("--seed", type=int, default=None, help="seed of the parity check's latents (default: fresh, printed)")
+    e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     e.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .onnx_export import export_model
-
     out = args.out
     if out is None:
         folder = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
         out = folder / "model.onnx"
     if out.suffix.lower() != ".onnx":
         out = out.with_name(out.name + ".onnx") if out.suffix == "" else out
-    report = export_model(args.checkpoint, out, half=args.half, griffin_lim_iters=args.griffin_lim_iters, force=args.force, seed=args.seed)
+    report = export_model(args.checkpoint, out, half=args.half, griffin_lim_iters=args.griffin_lim_iters, force=args.force, seed=args.seed,
+                           weights=args.weights)
     print(report.summary())
     if report.forced:
         print("WARNING: parity FAILED and the file was written anyway (--force); it is flagged parity_forced=true")
     print(f"wrote {report.path} in {report.seconds:.1f} s; try it: gesturegan inspect {report.path}")
     return 0
+
+
+# what pyproject.toml's gesturegan.commands entry point "export" names
+EXPORT = Command(register, order=50, needs=("torch", "onnx"), errors=(ExportError, ModelError, CheckpointError))

@@ -20,6 +20,7 @@ The steps of :func:`export_model`:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import secrets
@@ -33,7 +34,9 @@ import numpy as np
 
 from instrument.contract import CONTRACT_VERSION, INPUT_CATEGORY, INPUT_LATENT, OUTPUT_AUDIO, ModelInfo
 from instrument.errors import ModelFileError
-from instrument.model import load_model, load_model_bytes
+from instrument.files import write_atomic
+from instrument.main import package_version
+from instrument.model import load_model, load_model_bytes, open_session
 from train.errors import ModelError
 
 OPSET = 17
@@ -127,7 +130,7 @@ def parity_cases(info: ModelInfo, rng: np.random.Generator) -> dict[str, tuple[n
 
 
 def _check_finite(state: dict, what: str) -> None:
-    import torch
+    import torch  # torch: only when exporting (the module is imported by the command root's plugin)
 
     bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
@@ -137,7 +140,7 @@ def _check_finite(state: dict, what: str) -> None:
 
 
 def _to_onnx(module, n_categories: int, latent_dim: int, output: str) -> bytes:
-    import torch
+    import torch  # torch: only when exporting (the module is imported by the command root's plugin)
 
     buf = io.BytesIO()
     example = (torch.zeros(2, latent_dim), torch.full((2, n_categories), 1.0 / n_categories))
@@ -157,7 +160,7 @@ def _to_onnx(module, n_categories: int, latent_dim: int, output: str) -> bytes:
 def store_half(model_proto, prefix: str) -> int:
     """Store float32 initializers named ``prefix*`` as fp16 followed by a Cast back to float32 (the
     fixed DFT kernels and statistics stay float32). Returns how many were converted."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # onnx: only when exporting
 
     graph = model_proto.graph
     casts = []
@@ -177,8 +180,6 @@ def dedupe_constants(model_proto, min_bytes: int = 1024) -> int:
     """Keep one copy of each large ``Constant`` tensor. The tracer emits the DFT kernels again at every
     unrolled Griffin-Lim iteration (8.9 MB of copies at 32 iterations); this points every use at the
     first copy, moved to the top of the graph. Returns how many copies were dropped."""
-    import hashlib
-
     graph = model_proto.graph
     first: dict[bytes, str] = {}
     rename: dict[str, str] = {}
@@ -209,7 +210,7 @@ def dedupe_constants(model_proto, min_bytes: int = 1024) -> int:
 
 def _with_metadata(data: bytes, meta: dict[str, str], half: bool, doc: str, half_prefix: str = "inner.generator.",
                    n_samples: int | None = None) -> bytes:
-    import onnx
+    import onnx  # onnx: only when exporting
 
     proto = onnx.load_from_string(data)
     dedupe_constants(proto)
@@ -230,24 +231,65 @@ def _with_metadata(data: bytes, meta: dict[str, str], half: bool, doc: str, half
 
 
 def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False, griffin_lim_iters: int | None = None,
-                 force: bool = False, seed: int | None = None, threads: int | None = None) -> ExportReport:
-    """Export ``checkpoint`` (a ``.pt`` file or a run folder) to ``out``; see the module docstring."""
-    import torch
-
-    from train.checkpoint import load_synthesizer, resolve
-    from train.models import Synthesizer
-    from train.stft import DFTConv
-
-    from .cli import package_version
-
+                 force: bool = False, seed: int | None = None, threads: int | None = None, weights: str = "auto") -> ExportReport:
+    """Export ``checkpoint`` (a ``.pt`` file or a run folder) to ``out``; see the module docstring. The
+    steps: load the synthesizer (:func:`_load`), trace it with its metadata, check the bytes the way
+    the engine will (:func:`load_model_bytes`), compare onnxruntime with PyTorch (:func:`_parity_errors`),
+    then stamp the parity into the metadata and write the file atomically."""
     t0 = time.perf_counter()
+    src, synth, spec, state, notes = _load(checkpoint, weights, griffin_lim_iters)
+    precision = "fp16" if half else "fp32"
+    bounds = PARITY_BOUNDS[(spec.architecture, precision)]
+    info = _model_info(spec, state, src, precision)
+    wrapped = _contract(synth)
+    doc = f"GestureGAN {spec.describe()}. Inputs z [batch, {spec.latent_dim}], category [batch, {spec.n_categories}]; output audio [batch, {spec.n_samples}]."
+    raw = _to_onnx(wrapped, spec.n_categories, spec.latent_dim, OUTPUT_AUDIO)
+    data = _with_metadata(raw, info.to_metadata(), half, doc, n_samples=spec.n_samples)
+    source = f"exported {src.name}"
+    model = load_model_bytes(data, source, provider="cpu", threads=threads)  # the engine's checks, on the engine's session
+    if model.info != info:
+        raise ModelFileError(f"{source}: metadata did not survive the round trip: wrote {info}, read {model.info}")
+    seed = secrets.randbits(32) if seed is None else seed
+    try:
+        errors = _parity_errors(wrapped, synth, model, spec, info, bounds, seed, half, threads, source)
+    finally:
+        model.close()
+    report = ExportReport(None, info, precision, len(data), errors, bounds, seed, notes=notes)
+    if not report.passed:
+        if not force:
+            raise ExportError(f"parity check failed, {out} was not written:\n{report.summary()}\n"
+                              "(--force writes it anyway, flagged parity_forced=true in its metadata)")
+        report.forced = True
+    worst_metric = max(bounds, key=lambda m: report.worst[m] / max(bounds[m], 1e-30))
+    final = replace(info, extra={**info.extra, "parity_rel_error": f"{report.worst[worst_metric]:.3e}",
+                                 "parity_bound": f"{bounds[worst_metric]:.0e}", "parity_metric": worst_metric,
+                                 "parity_forced": "true" if report.forced else "false"})
+    data = _with_metadata(raw, final.to_metadata(), half, doc, n_samples=spec.n_samples)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, data)
+    with load_model(out, provider="cpu", threads=threads, warmup=False) as written:
+        report.info = written.info
+    report.path, report.size_bytes, report.seconds = out, len(data), time.perf_counter() - t0
+    return report
+
+
+def _load(checkpoint: str | Path, weights: str, griffin_lim_iters: int | None):
+    """(the checkpoint file, the synthesizer, its spec, the checkpoint state, notes for the report);
+    SpecGAN's synthesizer rebuilt with ``griffin_lim_iters`` unrolled where asked."""
+    from train.checkpoint import load_synthesizer, resolve  # torch: only when exporting
+    from train.models import Synthesizer
+
     src = resolve(checkpoint)
     if src.suffix.lower() == ".onnx":
         raise ExportError(f"{src} is already an exported model; export takes a checkpoint (.pt) or a run folder "
                           f"(to look at the model: gesturegan inspect {src})")
-    synth, spec, state = load_synthesizer(src)
+    synth, spec, state = load_synthesizer(src, weights=weights)
     _check_finite(synth.state_dict(), str(src))
     notes: list[str] = []
+    if state["weights"] == "ema":
+        notes.append("generator weights: the moving average (--ema)")
     if spec.architecture == "specgan":
         iters = DEFAULT_GRIFFIN_LIM_ITERS if griffin_lim_iters is None else griffin_lim_iters
         if not 0 <= iters <= 1000:
@@ -259,12 +301,14 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
         notes.append(f"Griffin-Lim: {iters} iterations unrolled in the graph")
     elif griffin_lim_iters is not None:
         raise ExportError("--griffin-lim-iters applies to SpecGAN models; this checkpoint is WaveGAN")
-    precision = "fp16" if half else "fp32"
-    bounds = PARITY_BOUNDS[(spec.architecture, precision)]
+    return src, synth, spec, state, notes
 
+
+def _model_info(spec, state: dict, src: Path, precision: str) -> ModelInfo:
+    """The model contract's metadata for the file (the parity figures are added once measured)."""
     dataset = dict(state.get("dataset") or {})
     dataset.pop("settings", None)  # the ingest settings are in the checkpoint; the summary says what the data was
-    info = ModelInfo(
+    return ModelInfo(
         architecture=spec.architecture, sample_rate=spec.sample_rate, n_samples=spec.n_samples, latent_dim=spec.latent_dim,
         latent_distribution="uniform", categories=spec.categories, training_steps=int(state.get("step", 0)), dataset=dataset,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), contract_version=CONTRACT_VERSION,
@@ -272,7 +316,12 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
                "producer_version": package_version(), "checkpoint": f"{src.parent.name}/{src.name}"},
     )
 
-    class Contract(torch.nn.Module):  # the contract's output range, whatever the generator's last layer
+
+def _contract(synth):
+    """``synth`` with the contract's output range, whatever the generator's last layer: clamp to [-1, 1]."""
+    import torch  # only when exporting
+
+    class Contract(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
@@ -280,16 +329,17 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
         def forward(self, z: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
             return torch.clamp(self.inner(z, category), -1.0, 1.0)
 
-    wrapped = Contract(synth).eval()
-    doc = f"GestureGAN {spec.describe()}. Inputs z [batch, {spec.latent_dim}], category [batch, {spec.n_categories}]; output audio [batch, {spec.n_samples}]."
-    raw = _to_onnx(wrapped, spec.n_categories, spec.latent_dim, OUTPUT_AUDIO)
-    data = _with_metadata(raw, info.to_metadata(), half, doc, n_samples=spec.n_samples)
-    source = f"exported {src.name}"
-    model = load_model_bytes(data, source, provider="cpu", threads=threads)  # the engine's checks, on the engine's session
-    if model.info != info:
-        raise ModelFileError(f"{source}: metadata did not survive the round trip: wrote {info}, read {model.info}")
+    return Contract(synth).eval()
 
-    seed = secrets.randbits(32) if seed is None else seed
+
+def _parity_errors(wrapped, synth, model, spec, info: ModelInfo, bounds: dict, seed: int, half: bool, threads: int | None,
+                   source: str) -> dict[str, dict[str, float]]:
+    """The largest relative error of onnxruntime against PyTorch per metric in ``bounds`` and per
+    parity case (:func:`parity_cases`, drawn from ``seed``)."""
+    import torch  # torch: only when exporting (the module is imported by the command root's plugin)
+
+    from train.stft import DFTConv
+
     cases = parity_cases(info, np.random.default_rng(seed))
     errors: dict[str, dict[str, float]] = {m: {} for m in bounds}
     generator_session = None
@@ -311,28 +361,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
             if generator_session is not None:
                 image = generator_session.run(None, {INPUT_LATENT: z, INPUT_CATEGORY: cat})[0]
                 errors["spectrogram"][name] = float(relative_errors(image, synth.generator(zt, ct).numpy()).max())
-    model.close()
-    report = ExportReport(None, info, precision, len(data), errors, bounds, seed, notes=notes)
-    if not report.passed:
-        if not force:
-            raise ExportError(f"parity check failed, {out} was not written:\n{report.summary()}\n"
-                              "(--force writes it anyway, flagged parity_forced=true in its metadata)")
-        report.forced = True
-    worst_metric = max(bounds, key=lambda m: report.worst[m] / max(bounds[m], 1e-30))
-    final = replace(info, extra={**info.extra, "parity_rel_error": f"{report.worst[worst_metric]:.3e}",
-                                 "parity_bound": f"{bounds[worst_metric]:.0e}", "parity_metric": worst_metric,
-                                 "parity_forced": "true" if report.forced else "false"})
-    data = _with_metadata(raw, final.to_metadata(), half, doc, n_samples=spec.n_samples)
-
-    from train.cache import write_atomic
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, lambda f: f.write(data))
-    with load_model(out, provider="cpu", threads=threads, warmup=False) as written:
-        report.info = written.info
-    report.path, report.size_bytes, report.seconds = out, len(data), time.perf_counter() - t0
-    return report
+    return errors
 
 
 def _magnitude(dft, audio):
@@ -341,6 +370,4 @@ def _magnitude(dft, audio):
 
 
 def _cpu_session(data: bytes, threads: int | None):
-    from instrument.model import open_session
-
     return open_session(data, "cpu", threads, "the SpecGAN generator alone")[0]

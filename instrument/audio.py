@@ -9,8 +9,8 @@ allocation beyond numpy's slice views, no I/O.
 thread for longer than the buffer (a VM losing its core, a driver hiccup), the device itself underflows
 (PortAudio's ``output_underflow``, a JACK xrun) and, after the stall, JACK's timed drivers run the missed
 cycles back to back, draining any buffer. The callback notes the callback number of each underrun and each
-device underflow, and :meth:`_Sink.stats` calls an underrun *engine_underruns* only when no device
-underflow came within ``XRUN_WINDOW`` callbacks of it.
+device underflow, and :meth:`_Sink.classify` (off the audio thread, after each block) calls an underrun
+*engine_underruns* only when no device underflow came within ``XRUN_WINDOW`` callbacks of it.
 
 **Sinks** share one small interface: ``block_frames``, ``start(ring)``, ``stop()``, ``close()``,
 ``stats()``.
@@ -21,11 +21,13 @@ underflow came within ``XRUN_WINDOW`` callbacks of it.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from .ringbuffer import RingBuffer
 
@@ -64,6 +66,11 @@ def make_callback(ring: RingBuffer, counters: np.ndarray, stamps: np.ndarray, ev
     return callback
 
 
+def _near(callback: int, xruns: np.ndarray) -> bool:
+    """Whether a device underflow came within ``XRUN_WINDOW`` callbacks of ``callback``."""
+    return bool(xruns.size) and bool((np.abs(xruns - callback) <= XRUN_WINDOW).any())
+
+
 class _Sink:
     block_frames: int
 
@@ -71,18 +78,51 @@ class _Sink:
         self.counters = np.zeros(4, np.int64)
         self.stamps = np.zeros((TIMESTAMPS, 2), np.float64)
         self.events = np.full((2, EVENT_LOG), -10**9, np.int64)
+        self._classify_lock = threading.Lock()
+        self._judged = 0  # underruns judged so far (in callback order)
+        self._engine_judged = 0  # of those, the engine's
+
+    def classify(self) -> None:
+        """Decide, for each underrun old enough (more than ``XRUN_WINDOW`` callbacks since it), whether a
+        device underflow came near it. Called off the audio thread (the engine thread after each block, and
+        :meth:`stats`), so each underrun is judged while the xruns around it are still in the log: judged
+        only at query time, after more than ``EVENT_LOG`` xruns the older underruns were compared with
+        the recent xruns alone and all counted as the engine's. Underruns that fell out of the log before
+        being judged count as the engine's."""
+        with self._classify_lock:
+            self._classify(int(self.counters[CALLBACKS]) - XRUN_WINDOW - 1)
+
+    def _classify(self, upto: int) -> None:
+        n_under = int(self.counters[UNDERRUNS])
+        i = self._judged
+        if n_under - i > EVENT_LOG:  # overwritten before they were judged
+            self._engine_judged += n_under - EVENT_LOG - i
+            i = n_under - EVENT_LOG
+        if i >= n_under:
+            return
+        xruns = self._xruns()
+        while i < n_under:
+            c = int(self.events[0, i % EVENT_LOG])
+            if c > upto:
+                break
+            self._engine_judged += not _near(c, xruns)
+            i += 1
+        self._judged = i
+
+    def _xruns(self) -> np.ndarray:
+        """The callback numbers of the logged device underflows."""
+        return self.events[1, :min(int(self.counters[DEVICE_UNDERFLOWS]), EVENT_LOG)]
 
     def engine_underruns(self) -> int:
         """Underruns with no device underflow within ``XRUN_WINDOW`` callbacks: the engine's own (see the
-        module docstring). Underruns too old to be in the log count as the engine's."""
-        n_under, n_xrun = int(self.counters[UNDERRUNS]), int(self.counters[DEVICE_UNDERFLOWS])
-        logged = min(n_under, EVENT_LOG)
-        under = self.events[0, :logged] if n_under <= EVENT_LOG else self.events[0]
-        xruns = self.events[1, :min(n_xrun, EVENT_LOG)]
-        if xruns.size == 0:
-            return n_under
-        near = (np.abs(under[:, None] - xruns[None, :]) <= XRUN_WINDOW).any(axis=1)
-        return int((n_under - logged) + (~near).sum())
+        module docstring). Those from the last ``XRUN_WINDOW`` callbacks are judged on the xruns seen so far."""
+        with self._classify_lock:
+            self._classify(int(self.counters[CALLBACKS]) - XRUN_WINDOW - 1)
+            judged, engine = self._judged, self._engine_judged
+            n_under, xruns = int(self.counters[UNDERRUNS]), self._xruns()
+            for i in range(max(judged, n_under - EVENT_LOG), n_under):  # the recent ones, provisionally
+                engine += not _near(int(self.events[0, i % EVENT_LOG]), xruns)
+            return engine
 
     def stats(self) -> dict:
         c = self.counters
@@ -159,7 +199,7 @@ class MemorySink(_Sink):
 def list_devices() -> str:
     """The output devices PortAudio sees, one per line (or why there are none)."""
     try:
-        import sounddevice as sd
+        import sounddevice as sd  # PortAudio: loaded only for a live stream (offline rendering needs none)
 
         devices = sd.query_devices()
         apis = sd.query_hostapis()
@@ -181,7 +221,7 @@ class SoundDeviceSink(_Sink):
                  latency: str | float = "low") -> None:
         super().__init__()
         try:
-            import sounddevice as sd
+            import sounddevice as sd  # PortAudio: loaded only for a live stream (offline rendering needs none)
         except OSError as e:  # sounddevice raises OSError when the PortAudio library itself is missing
             raise AudioDeviceError(f"PortAudio is not available ({e}); install it (Debian/Ubuntu: apt-get install "
                                    "libportaudio2) and try again") from None
@@ -254,10 +294,6 @@ class Recorder:
     thread hands it each block (a copy) through a queue."""
 
     def __init__(self, path, sample_rate: int, channels: int) -> None:
-        import queue
-
-        import soundfile as sf
-
         self.path = path
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype="FLOAT")

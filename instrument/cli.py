@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import ModelFileError
 from .files import shipped
 from .osc import DEFAULT_OSC_PORT, OscConfigError
+from .telemetry import status_line
 
 
 def bundled_model() -> Path | None:
@@ -36,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=int, default=48000, help="sample rate in Hz (default 48000)")
     p.add_argument("--block", type=int, default=128, help="frames per audio block (default 128)")
     p.add_argument("--buffer-blocks", type=int, default=3, help="blocks rendered ahead of the device: latency vs safety (default 3)")
+    p.add_argument("--rt-priority", type=int, default=None,
+                   help="real-time (SCHED_FIFO) priority of the engine thread where the machine allows it (default: "
+                        "instrument.engine.ENGINE_RT_PRIORITY, below JACK's own threads; 0: none)")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="inference provider (default auto)")
     p.add_argument("--record", type=Path, default=None, help="also write the output to this WAV (from a non-real-time thread)")
     p.add_argument("--record-score", type=Path, default=None, metavar="TAKE.toml",
@@ -83,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_devices(args: argparse.Namespace) -> int:
-    from .audio import list_devices
+    from .audio import list_devices  # loaded for this command only
 
     print("output devices:")
     print(list_devices())
@@ -91,7 +95,7 @@ def run_devices(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from .render import render_midi_file, render_score, run_script
+    from .render import render_midi_file, render_score, run_script  # loaded for this command only
     from .score import load_score
 
     piece: Path = args.piece
@@ -109,22 +113,13 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_midi_ports(args: argparse.Namespace) -> int:
-    from .midi import input_names
+    from .midi import input_names  # loaded for this command only
 
     names = input_names(args.midi_api)
     print("MIDI inputs:" if names else "no MIDI inputs (is a controller plugged in, and the ALSA sequencer or JACK running?)")
     for n in names:
         print(f"  {n}")
     return 0
-
-
-def _status_line(st: dict) -> str:
-    mix = " ".join(f"{c[:6]} {w:.2f}" for c, w in st["mix"].items())
-    macros = " ".join(f"{m:+.1f}" for m in st["macros"][:4])
-    return (f"{st['time_s']:7.1f}s  level {st['level_dbfs']:6.1f} dBFS  mix {mix}  macros {macros}  voices {st['voices']:2d}"
-            f"  layer {'on ' if st['layer'] else 'off'}  underruns {st['underruns']}  late {st['late_events'] + st['late_triggers']}"
-            f"  infer p50/p99 {st['inference_ms_p50']:.1f}/{st['inference_ms_p99']:.1f} ms  queue {st['queue_depth']}"
-            f"  render {100 * st['render_load']:.0f}%  cpu {100 * st['cpu_cores']:.0f}%")
 
 
 def _controls_line(osc, midi) -> str:
@@ -140,14 +135,14 @@ def _controls_line(osc, midi) -> str:
 
 def _start_controls(eng, args: argparse.Namespace):
     """The OSC server and the MIDI inputs the arguments ask for (either may be None)."""
-    from .midimap import default_map, load_map, user_map
+    from .midimap import default_map, load_map, user_map  # loaded for this command only
     from .osc import OscRouter, OscServer
     from .presets import PresetLibrary
 
     presets = PresetLibrary()
     midi = None
     if args.midi or args.midi_virtual:
-        from .midi import MidiController
+        from .midi import MidiController  # loaded for this command only
 
         map_path = args.midi_map or default_map()
         if map_path is None:
@@ -172,27 +167,33 @@ def _start_controls(eng, args: argparse.Namespace):
 
 
 def run_play(args: argparse.Namespace) -> int:
-    from .audio import Recorder, SoundDeviceSink
+    from .audio import Recorder, SoundDeviceSink  # loaded for this command only
     from .engine import Engine, EngineConfig
+    from .params import ParamError
 
     model = args.model or bundled_model()
     if model is None:
         raise ModelFileError("no --model given and no bundled model in this install; export one with "
                              "'gesturegan export RUN -o model.onnx' and pass --model model.onnx")
     device = int(args.device) if args.device is not None and str(args.device).isdigit() else args.device
-    config = EngineConfig(sample_rate=args.rate, block_frames=args.block, buffer_blocks=args.buffer_blocks, provider=args.provider)
+    try:
+        config = EngineConfig(sample_rate=args.rate, block_frames=args.block, buffer_blocks=args.buffer_blocks, provider=args.provider,
+                              **({} if args.rt_priority is None else {"rt_priority": args.rt_priority}))
+    except ValueError as e:  # a --rate, --block, --buffer-blocks or --rt-priority out of range: one line, no traceback
+        raise ParamError(str(e)) from None
     sink = SoundDeviceSink(args.rate, args.block, config.channels, device)
     eng = Engine(model, config, sink=sink)
     recorder = osc = midi = None
+    event_log: list[tuple[int, str, tuple]] = []
     try:
         osc, midi = _start_controls(eng, args)
         if args.record is not None:
             recorder = Recorder(args.record, args.rate, config.channels)
-            eng.block_listeners.append(recorder)
-        if args.record_score is not None:
-            eng.event_log = []
+            eng.listen(block=recorder)
+        if args.record_score is not None:  # every control event but model swaps, at the sample it took effect
+            eng.listen(event=lambda at, kind, a, posted: kind == "swap" or event_log.append((at, kind, a)))
         if args.preset:
-            from .presets import PresetLibrary, recall
+            from .presets import PresetLibrary, recall  # loaded for this command only
 
             skipped = recall(eng, PresetLibrary().find(args.preset))
             if skipped:
@@ -217,10 +218,10 @@ def run_play(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.close()
             print(f"\nrecorded {recorder.frames / args.rate:.1f} s to {args.record}")
-        if args.record_score is not None and eng.event_log is not None:
-            from .render import score_from_log
+        if args.record_score is not None:
+            from .render import score_from_log  # loaded for this command only
 
-            take = score_from_log(eng.event_log, eng, str(Path(model).resolve()), eng.now() / args.rate)
+            take = score_from_log(event_log, eng, str(Path(model).resolve()), eng.now() / args.rate)
             take.save(args.record_score)
             print(f"recorded {len(take.events)} control events to {args.record_score} (gesturegan render {args.record_score})")
     st = eng.status()
@@ -232,7 +233,7 @@ def run_play(args: argparse.Namespace) -> int:
 
 def _ask(prompt: str, tty_state) -> str:
     """Read a line in the middle of the key loop (the terminal back in line mode for it)."""
-    import termios
+    import termios  # Unix only
     import tty
 
     termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)
@@ -248,7 +249,7 @@ def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
     last_status = last_demo = 0.0
     tty_state = None
     if interactive:
-        import termios
+        import termios  # Unix only
         import tty
 
         tty_state = termios.tcgetattr(sys.stdin)
@@ -262,7 +263,7 @@ def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
                 eng.trigger(k % n_cat, 0.8)
                 k, last_demo = k + 1, now
             if not args.quiet and now - last_status >= (0.2 if sys.stdout.isatty() else 2.0):
-                line = _status_line(eng.status()) + _controls_line(osc, midi)
+                line = status_line(eng.status()) + _controls_line(osc, midi)
                 print("\r" + line if sys.stdout.isatty() else line, end="" if sys.stdout.isatty() else "\n", flush=True)
                 last_status = now
             if interactive and select.select([sys.stdin], [], [], 0.02)[0]:
@@ -288,7 +289,7 @@ def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
                 elif key == "p":
                     name = _ask("save preset as (empty cancels): ", tty_state)
                     if name:
-                        from .presets import PresetError, PresetLibrary
+                        from .presets import PresetError, PresetLibrary  # loaded for this command only
 
                         try:
                             saved = PresetLibrary().save(name, eng.table, dict(eng.values), Path(eng.worker.model.source).name)
@@ -299,6 +300,6 @@ def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
                 time.sleep(0.02)
     finally:
         if tty_state is not None:
-            import termios
+            import termios  # Unix only
 
             termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)

@@ -1,7 +1,8 @@
 """Block DSP for the mixer: parameter smoothing, equal-power crossfades, resampled playback, and the
-output safety chain. Everything works on whole blocks with numpy (no per-sample Python loops), and
-every stateful piece gives the same samples however a span is cut into blocks only when the cuts are
-the same (the live and offline paths use the same block size, see :mod:`instrument.engine`).
+output safety chain. Everything works on whole blocks with numpy (no per-sample Python loops). A
+stateful piece gives the same samples for the same sequence of block sizes, not for any cutting of a
+span into blocks: the live and offline paths use the same block size (see :mod:`instrument.engine`),
+which is what keeps them sample-exact.
 """
 
 from __future__ import annotations

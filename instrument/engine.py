@@ -26,7 +26,6 @@ import gc
 import heapq
 import itertools
 import math
-import os
 import queue
 import sys
 import threading
@@ -37,10 +36,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .audio import Recorder
 from .dsp import SafetyChain, Smoother, db_to_gain
 from .errors import ModelFileError
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .model import GeneratorModel, load_model
+from .offline import render_to
 from .params import N_MACROS, Param, ParamError, build_table, implied_mix_mode, weight_id
 from .ringbuffer import RingBuffer
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
@@ -68,6 +69,7 @@ class EngineConfig:
     provider: str = "auto"
     threads: int | None = None
     max_batch: int = 8
+    rt_priority: int = ENGINE_RT_PRIORITY  # the live engine thread's SCHED_FIFO priority where allowed; 0: none (a raised nice instead)
 
     def __post_init__(self) -> None:
         if not 8000 <= self.sample_rate <= 384000:
@@ -78,11 +80,14 @@ class EngineConfig:
             raise ValueError(f"channels must be between 1 and 64, got {self.channels}")
         if not 1 <= self.buffer_blocks <= 64:
             raise ValueError(f"buffer_blocks must be between 1 and 64, got {self.buffer_blocks}")
+        if not 0 <= self.rt_priority <= 98:
+            raise ValueError(f"rt_priority must be between 0 (off) and 98, got {self.rt_priority}")
 
 
 @dataclass
 class Telemetry:
-    """Counters, all counted off the audio thread except ``underruns``, which the callback bumps."""
+    """The engine thread's counters (the audio callback's own, underruns and device underflows, are the
+    sink's: :meth:`instrument.audio.SoundDeviceSink.stats`)."""
 
     blocks: int = 0
     late_events: int = 0
@@ -160,10 +165,9 @@ class Engine:
         self.realtime = False  # whether the engine thread got real-time or raised priority
         self._wake = threading.Event()
         self.ring: RingBuffer | None = None
-        self.block_listeners: list[Callable[[np.ndarray, int], None]] = []  # e.g. the recorder (engine thread)
-        self.applied: list[tuple[str, int, float]] = []  # (kind, sample applied, perf_counter posted): for latency measurement
-        self.keep_applied = False
-        self.event_log: list[tuple[int, str, tuple]] | None = None  # (sample applied, kind, args): --record-score
+        # listen(): tuples, replaced (never changed in place) so the engine thread iterates a stable one
+        self._block_listeners: tuple[Callable[[np.ndarray, int], None], ...] = ()
+        self._event_listeners: tuple[Callable[[int, str, tuple, float], None], ...] = ()
         self._latent_override: np.ndarray | None = None
         self._recorder = None
         self._cpu0 = (time.process_time(), time.perf_counter())
@@ -225,21 +229,36 @@ class Engine:
             return int(round(mapped))
         return self._t + int(round((unix_time - time.time()) * sr))
 
+    def listen(self, *, block: Callable[[np.ndarray, int], None] | None = None,
+               event: Callable[[int, str, tuple, float], None] | None = None) -> Callable[[], None]:
+        """The engine's one way to be watched: ``block(audio, at)`` after each block is rendered (``audio``
+        ``[frames, channels]``, the block's first sample ``at``: a recorder, a meter) and ``event(at, kind,
+        args, posted)`` as each posted command takes effect (the sample it was applied at, its kind and
+        arguments, the ``time.perf_counter()`` it was posted at: latency measurement, ``--record-score``).
+        Both run on the engine thread and must be quick. Returns the function that stops them."""
+        if block is not None:
+            self._block_listeners = (*self._block_listeners, block)
+        if event is not None:
+            self._event_listeners = (*self._event_listeners, event)
+
+        def stop() -> None:
+            self._block_listeners = tuple(f for f in self._block_listeners if f is not block)
+            self._event_listeners = tuple(f for f in self._event_listeners if f is not event)
+
+        return stop
+
     def start_recording(self, path: str | Path) -> None:
         """Record the output to a WAV (32-bit float) from a thread of its own; replaces a recording in progress."""
-        from .audio import Recorder
-
         rec = Recorder(path, self.sample_rate, self.config.channels)
         self.stop_recording()
-        self.block_listeners = [*self.block_listeners, rec]  # a new list: the engine thread iterates the old one
-        self._recorder = rec
+        self._recorder = (rec, self.listen(block=rec))
 
     def stop_recording(self) -> tuple[str, float] | None:
         """Stop the recording; returns (path, seconds) or None when none was running."""
-        rec, self._recorder = self._recorder, None
-        if rec is None:
+        if self._recorder is None:
             return None
-        self.block_listeners = [f for f in self.block_listeners if f is not rec]
+        (rec, stop), self._recorder = self._recorder, None
+        stop()
         rec.close()
         return str(rec.path), rec.frames / self.sample_rate
 
@@ -363,10 +382,8 @@ class Engine:
 
     def _apply(self, ev: _Event, at: int) -> None:
         kind, a = ev.kind, ev.args
-        if self.keep_applied:
-            self.applied.append((kind, at, ev.posted))
-        if self.event_log is not None and kind != "swap":
-            self.event_log.append((at, kind, a))
+        for listener in self._event_listeners:
+            listener(at, kind, a, ev.posted)
         if kind == "set":
             self._set(a[0], a[1])
         elif kind == "set_many":
@@ -558,7 +575,7 @@ class Engine:
         peak = float(np.max(np.abs(safe))) if n else 0.0
         self.meter = max(peak, self.meter * self._meter_decay ** n)  # a peak meter falling 20 dB in 1.5 s
         out = np.repeat(safe[:, None], self.config.channels, axis=1) if self.config.channels > 1 else safe[:, None]
-        for listener in self.block_listeners:
+        for listener in self._block_listeners:
             listener(out, self._t)
         self._t = end
         self.telemetry.blocks += 1
@@ -570,8 +587,6 @@ class Engine:
     def render(self, seconds: float, path: str | Path | None = None, progress: bool = False, subtype: str = "PCM_24") -> np.ndarray | None:
         """Render ``seconds`` from the current clock with the events already posted (``at=`` sample times).
         With ``path``: write a WAV (temporary file, renamed at the end) and return None; else return the audio."""
-        from .offline import render_to
-
         return render_to(self, seconds, path, progress, subtype)
 
     # --- live ---------------------------------------------------------------------------------------------
@@ -611,7 +626,7 @@ class Engine:
     def _loop(self) -> None:
         # Real-time scheduling below JACK's own threads where the machine allows it, else a higher
         # priority where allowed; otherwise the default. The thread sleeps between blocks, so it cannot hog a core.
-        rt = int(os.environ.get("GESTUREGAN_RT_PRIORITY", ENGINE_RT_PRIORITY))  # 0: no real-time scheduling
+        rt = self.config.rt_priority
         self.realtime = (rt > 0 and set_thread_realtime(rt)) or set_thread_nice(ENGINE_NICE)
         ring, b = self.ring, self.config.block_frames
         assert ring is not None
@@ -619,6 +634,7 @@ class Engine:
         period = b / self.sample_rate
         tel = self.telemetry
         clock = time.perf_counter
+        classify = getattr(self.sink, "classify", lambda: None)  # judge underruns while their xruns are in the log
         last = clock()
         while self._running:
             now = clock()
@@ -630,6 +646,7 @@ class Engine:
                 dt = clock() - t0
                 if dt > tel.max_block_ms / 1000:
                     tel.max_block_ms = dt * 1000
+            classify()
             last = clock()
             self._wake.wait(period / 2)
             self._wake.clear()
@@ -663,7 +680,8 @@ class Engine:
         return float(np.percentile(d, q)) * 1000 / self.sample_rate if d else 0.0
 
     def status(self) -> dict:
-        """A snapshot of the counters and the state, for the terminal view, OSC replies and tests."""
+        """A snapshot of the counters and the state, for the terminal view, OSC replies and tests: one
+        value per row of :data:`instrument.telemetry.ENGINE`, in its order (what each one means is there)."""
         p50, p99 = self.worker.inference_percentiles()
         sink_stats = self.sink.stats() if self.sink is not None else {}
         tel = self.telemetry
@@ -697,5 +715,6 @@ class Engine:
             "render_load": tel.render_seconds / max(1e-9, tel.blocks * self.config.block_frames / self.sample_rate),
             "cpu_cores": (time.process_time() - self._cpu0[0]) / max(1e-9, time.perf_counter() - self._cpu0[1]),
             "mix": {c: float(w) for c, w in zip(self.info.categories, self._mix)},
+            "categories": list(self.info.categories),
             "macros": [self.values[f"macro{i}"] for i in range(1, N_MACROS + 1)],
         }

@@ -20,3 +20,7 @@ class ContractVersionError(ModelFileError):
 
 class ProviderError(RuntimeError):
     """An inference provider that was asked for by name (``--provider cuda``) and cannot be used here."""
+
+
+class MissingExtraError(RuntimeError):
+    """A command that needs an optional part this install lacks (the ``[train]`` extra's PyTorch, say)."""

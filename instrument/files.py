@@ -7,6 +7,9 @@
 - :func:`read_toml`: a TOML document, with a missing file or bad TOML raised as the caller's error
   class, naming the file; :func:`toml_key` and :func:`toml_value` write the little TOML that presets
   and scores need (no dependency for it).
+- :func:`atomic_file` / :func:`write_atomic`: the one way the project writes a file (every package):
+  a hidden temporary beside it, fsynced, renamed over it, the folder fsynced, so a crash or kill leaves
+  the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 try:
     import tomllib
@@ -25,11 +30,63 @@ except ImportError:  # Python 3.10
 
 def shipped(*parts: str) -> Path | None:
     try:
-        import presets
+        import presets  # the shipped data: an install may lack it
     except ImportError:
         return None
     p = Path(presets.__file__).parent.joinpath(*parts)
     return p if p.exists() else None
+
+
+def temporary_name(path: Path, unique: bool = False) -> Path:
+    """Where :func:`atomic_file` writes ``path`` first: ``.<name>.tmp`` beside it, or with ``unique``
+    ``.<name>.<pid>.tmp`` (a file that several processes may write at once)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp" if unique else f".{path.name}.tmp")
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb", *, encoding: str | None = None, newline: str | None = None,
+                unique: bool = False, before_rename: Callable[[Path], None] | None = None) -> Iterator[IO]:
+    """Open ``path`` for writing so that it is replaced whole or not at all. What is written goes to
+    :func:`temporary_name`; when the block ends it is fsynced, renamed over ``path`` and the folder
+    fsynced. An exception in the block removes the temporary and leaves ``path`` as it was (a kill
+    leaves the hidden temporary, which readers never look at). ``before_rename(tmp)`` is a test hook."""
+    path = Path(path)
+    tmp = temporary_name(path, unique)
+    if encoding is None and "b" not in mode:
+        encoding = "utf-8"
+    try:
+        with open(tmp, mode, encoding=encoding, newline=newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, *, unique: bool = False) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path, "wb" if isinstance(data, bytes) else "w", unique=unique) as f:
+        f.write(data)
+    return Path(path)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (best effort: some filesystems refuse directory fsync)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def user_dir() -> Path:

@@ -60,7 +60,7 @@ class MidiStats:
 
 def _rtmidi():
     try:
-        import rtmidi
+        import rtmidi  # the system's MIDI libraries: only when MIDI is used
     except ImportError as e:  # pragma: no cover - a dependency
         raise MidiError(f"python-rtmidi is not installed: {e}") from None
     return rtmidi
@@ -83,7 +83,7 @@ def api_id(name: str = "auto") -> int:
 
 def input_names(api: str = "auto") -> list[str]:
     """The MIDI inputs there are now (mido's listing, on the chosen API)."""
-    import mido
+    import mido  # with rtmidi's backend: only when MIDI is used
 
     rt = _rtmidi()
     wanted = api_id(api)
@@ -182,6 +182,12 @@ class MidiController:
             self.engine.note_off(note, at)
         self.stats.notes += 1
 
+    def _set(self, b, raw: int, at: int | None) -> None:
+        v = b.value(raw)
+        if self.engine.table[b.param].kind == "int":
+            v = round(v)  # a knob over a whole-number parameter (a seed refuses fractions) steps through its values
+        self.engine.set(b.param, v, at)
+
     def _control(self, ch: int, cc: int, value: int, at: int | None = None) -> None:
         if self._learn is not None and self._take_learn(ch, cc):
             return
@@ -192,13 +198,13 @@ class MidiController:
                 raw = value << 7  # an MSB resets the LSB (MIDI 1.0: the fine part follows, if it comes)
             else:
                 raw = value
-            self.engine.set(b.param, b.value(raw), at)
+            self._set(b, raw, at)
             self.stats.controls += 1
             return
         b = self._lsb_of.get(cc)
         if b is not None:
             msb = self._msb.get((ch, b.cc), 0)
-            self.engine.set(b.param, b.value((msb << 7) | value), at)
+            self._set(b, (msb << 7) | value, at)
             self.stats.controls += 1
         elif cc == self.map.sustain_cc:
             down = value >= 64
@@ -296,9 +302,7 @@ class MidiController:
         except Exception as e:  # noqa: BLE001 - rtmidi raises SystemError/RuntimeError with the reason
             raise MidiError(f"cannot use MIDI ({api}): {e} (is the JACK server or ALSA sequencer running?)") from None
         if virtual:
-            port = rt.MidiIn(apiid, name=CLIENT_NAME)
-            port.ignore_types(True, True, True)
-            port.set_callback(self._callback)
+            port = self._input_port()
             port.open_virtual_port(virtual)
             self.ports[f"virtual:{virtual}"] = port
         missing = [w for w in self.wanted if w != "all" and not any(self._matches(w, n) for n in self._scanner.get_ports())]
@@ -311,6 +315,14 @@ class MidiController:
         self._monitor.start()
         return self
 
+    def _input_port(self):
+        """A new rtmidi input of our client that hands every message to :meth:`handle` (sysex, clock and
+        active sensing are dropped inside RtMidi); the caller opens it."""
+        port = _rtmidi().MidiIn(api_id(self.api), name=CLIENT_NAME)
+        port.ignore_types(True, True, True)
+        port.set_callback(self._callback)
+        return port
+
     @staticmethod
     def _matches(want: str, name: str) -> bool:
         return want == "all" or want == name or want.lower() in name.lower()
@@ -319,7 +331,6 @@ class MidiController:
         self.handle(event[0])
 
     def _scan(self) -> None:
-        rt = _rtmidi()
         names = self._scanner.get_ports() if self._scanner is not None else []
         for name in [n for n in self.ports if not n.startswith("virtual:") and n not in names]:
             port = self.ports.pop(name)
@@ -335,9 +346,7 @@ class MidiController:
             if name in self.ports or name.startswith(CLIENT_NAME) or not any(self._matches(w, name) for w in self.wanted):
                 continue
             try:
-                port = rt.MidiIn(api_id(self.api), name=CLIENT_NAME)
-                port.ignore_types(True, True, True)
-                port.set_callback(self._callback)
+                port = self._input_port()
                 port.open_port(i)
             except Exception as e:  # noqa: BLE001 - it went away between the listing and the open
                 log.warning("MIDI: cannot open %s: %s", name, e)

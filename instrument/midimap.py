@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import read_toml, shipped, user_dir
+from .files import read_toml, shipped, user_dir, write_atomic
 from .params import ParamError, ParamTable
-
 
 
 class MidiMapError(ValueError):
@@ -153,9 +152,7 @@ def append_binding(path: Path, b: CCBinding, base: Path | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     entry = (f"\n# learned {time.strftime('%Y-%m-%d %H:%M')}\n[[cc]]\ncc = {b.cc}\nparam = \"{b.param}\"\n"
              + ("fine = true\n" if b.fine else ""))
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text.rstrip("\n") + "\n" + entry, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text.rstrip("\n") + "\n" + entry)
 
 
 def user_map() -> Path:

@@ -25,8 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import (INPUT_CATEGORY, INPUT_LATENT, OUTPUT_AUDIO, ModelInfo, TensorSpec, check_category_weights, read_header,
-                       validate_session)
+from .contract import (
+    INPUT_CATEGORY,
+    INPUT_LATENT,
+    OUTPUT_AUDIO,
+    ModelInfo,
+    TensorSpec,
+    check_category_weights,
+    read_header,
+    validate_session,
+)
 from .errors import ModelFileError, ProviderError
 
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -42,7 +50,7 @@ def default_threads() -> int:
 
 def session_options(threads: int | None = None, allow_spinning: bool = False):
     """The engine's session options; ``allow_spinning=True`` exists only so the benchmark can show why not."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # heavy (~0.3 s): not for the help, the dataset tools or a model's metadata
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or default_threads()
@@ -70,7 +78,7 @@ def _nvidia_driver_present() -> bool:
 def cuda_status() -> tuple[bool, str]:
     """``(worth trying, why not)``: whether this onnxruntime build has the CUDA provider and an NVIDIA
     driver is installed. Trying is still needed: the CUDA and cuDNN libraries may be missing."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # heavy (~0.3 s): not for the help, the dataset tools or a model's metadata
 
     if _ORT["cuda"] not in ort.get_available_providers():
         return False, f"this onnxruntime ({ort.__version__}) has no CUDA provider; install onnxruntime-gpu"
@@ -81,7 +89,7 @@ def cuda_status() -> tuple[bool, str]:
 
 def open_session(model: bytes, provider: str = "auto", threads: int | None = None, source: str = "model"):
     """``(session, provider_used, note)``; ``note`` says why CUDA was not used when it was not."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # heavy (~0.3 s): not for the help, the dataset tools or a model's metadata
 
     if provider not in PROVIDERS:
         raise ProviderError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")

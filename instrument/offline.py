@@ -8,11 +8,14 @@ they were written (a PEAK chunk), so only integer WAVs are byte-identical from r
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from .files import atomic_file
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -30,8 +33,6 @@ def render_to(engine: "Engine", seconds: float, path: str | Path | None = None, 
     total = int(round(seconds * engine.sample_rate))
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=round(seconds, 1), unit="s", desc="rendering", unit_scale=False,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
     if path is None:
@@ -46,14 +47,10 @@ def render_to(engine: "Engine", seconds: float, path: str | Path | None = None, 
             bar.close()
         return out[:total]
 
-    import soundfile as sf
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
     written = 0
     try:
-        with sf.SoundFile(str(tmp), "w", samplerate=engine.sample_rate, channels=engine.config.channels,
-                          subtype=subtype, format="WAV") as f:
+        with atomic_file(path) as fh, sf.SoundFile(fh, "w", samplerate=engine.sample_rate, channels=engine.config.channels,
+                                                    subtype=subtype, format="WAV") as f:
             for i in range(n_blocks):
                 block = engine.process_block()
                 take = min(len(block), total - written)
@@ -62,10 +59,7 @@ def render_to(engine: "Engine", seconds: float, path: str | Path | None = None, 
                 if bar is not None and i % 64 == 0:
                     bar.n = min(seconds, written / engine.sample_rate)
                     bar.refresh()
-        os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
         if bar is not None:
             bar.n = seconds
             bar.close()

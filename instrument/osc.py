@@ -29,9 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from . import telemetry
 from .oscwire import OscIn, OscParseError, encode, parse_packet
 from .params import ParamError
 from .presets import PresetError, PresetLibrary, recall
+from .telemetry import status_args
 
 log = logging.getLogger("gesturegan.osc")
 
@@ -173,7 +175,7 @@ class OscRouter:
         self._add("morph", "x y", "move the XY pad (0..1 each; corners are the first four categories; switches mix_mode to xy)",
                   lambda a, at, s: (_count(a, 2), eng.morph(number(a[0], "x"), number(a[1], "y"), at)))
         self._add("seed", "seed", "choose the base latent by seed (as /param/seed)",
-                  lambda a, at, s: (_count(a, 1), eng.set("seed", integer(a[0], "seed"), at)))
+                  lambda a, at, s: (_count(a, 1), eng.set("seed", _value(a[0]), at)))  # the table checks, as for /param/seed
         self._add("layer", "on", "the continuous layer on (1) or off (0) (as /param/layer)",
                   lambda a, at, s: (_count(a, 1), eng.set("layer", _value(a[0]), at)))
         self._add("preset", "name", "recall a preset by name (all its values at one sample)", self._preset)
@@ -337,19 +339,11 @@ class OscRouter:
             self._log(f"OSC reply to {to[0]}:{to[1]} failed: {e}")
 
     def status_messages(self) -> list[tuple[str, tuple]]:
-        st = self.engine.status()
-        out = []
-        for k, v in st.items():
-            if isinstance(v, bool):
-                out.append((k, (int(v),)))
-            elif isinstance(v, (int, float)):
-                out.append((k, (v,)))
-        out.append(("mix", tuple(float(w) for w in st["mix"].values())))
-        out.append(("categories", tuple(st["mix"].keys())))
-        out.append(("macros", tuple(float(m) for m in st["macros"])))
-        out += [(f"osc_{k}", (v,)) for k, v in self.stats.as_dict().items()]
+        """One message per row of the telemetry table (:mod:`instrument.telemetry`), typed by its kind."""
+        out = status_args(telemetry.ENGINE, self.engine.status())
+        out += status_args(telemetry.OSC, self.stats.as_dict(), "osc_")
         if self.midi is not None:
-            out += [(f"midi_{k}", (v,)) for k, v in self.midi.stats.as_dict().items()]
+            out += status_args(telemetry.MIDI, self.midi.stats.as_dict(), "midi_")
         return [(f"{self.prefix}/status/{k}", args) for k, args in out]
 
     def reply_status(self, to: tuple[str, int] | None) -> None:

@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from pythonosc.osc_message_builder import OscMessageBuilder
+
 NTP_UNIX_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 IMMEDIATELY = 1  # the OSC time tag that means "now"
 MAX_DEPTH = 8  # nested bundles
@@ -161,8 +163,6 @@ def parse_packet(data: bytes, _depth: int = 0) -> list[OscIn]:
 
 def encode(address: str, args: tuple | list = ()) -> bytes:
     """One reply message: ints as ``i``, floats as ``f``, strings as ``s`` (bools as 0/1 ints)."""
-    from pythonosc.osc_message_builder import OscMessageBuilder
-
     b = OscMessageBuilder(address=address)
     for a in args:
         if isinstance(a, bool):

@@ -33,7 +33,7 @@ class Param:
     smoothing_s: float = 0.0
     kind: str = "float"  # float | int | bool | choice
     choices: tuple[str, ...] = ()
-    clamp: bool = True  # out of range: clamp (True) or refuse (False)
+    clamp: bool = True  # out of range, or a fraction for an int: clamp and round (True: a knob) or refuse (False: a number that names something)
     group: str = ""
     doc: str = ""
 
@@ -65,6 +65,8 @@ class Param:
             if not self.clamp:
                 raise ParamError(f"{self.id} must be between {_fmt(self.min)} and {_fmt(self.max)}{self.unit_suffix}, got {_fmt(v)}")
             v = min(max(v, self.min), self.max)
+        if self.kind == "int" and not self.clamp and v != round(v):
+            raise ParamError(f"{self.id} must be a whole number, got {_fmt(v)}")
         if self.kind in ("int", "choice"):
             v = float(round(v))
         elif self.kind == "bool":

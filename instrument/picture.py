@@ -1,8 +1,8 @@
 """Spectrogram pictures as PNG files, with numpy and zlib only (no matplotlib on a performer's machine).
 
 ``write_spectrogram_png(path, [audio, ...], sample_rate, labels=...)`` draws one tile per sound in a
-grid: log-frequency-agnostic linear STFT magnitude in dB, a perceptual colour map, time left to
-right, frequency bottom to top. Labels are drawn with a tiny built-in 5x7 pixel font.
+grid: STFT magnitude in dB on a linear frequency axis, a perceptual colour map, time left to right,
+frequency bottom to top. Labels are drawn with a tiny built-in 5x7 pixel font.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import struct
 import zlib
 
 import numpy as np
+
+from .files import write_atomic
 
 _FONT = {  # 5x7 glyphs, one string of 7 rows x 5 columns per character
     "A": "01110100011000111111100011000110001", "B": "11110100011111010001100011000111110",
@@ -79,10 +81,7 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
 
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
     png += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(png)
-    os.replace(tmp, path)
+    write_atomic(path, png, unique=True)
 
 
 def write_spectrogram_png(

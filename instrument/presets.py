@@ -17,20 +17,24 @@ Recall sets every value at the same sample (:meth:`Engine.set_values`). Values f
 playing model does not have are skipped and reported, so a preset made with another model still
 recalls what it can. A :class:`PresetLibrary` looks presets up by name in the user's folder first, then
 in the shipped ``presets/params``; saving always goes to the user's folder.
+
+``init`` (program change 0 in the default MIDI map) is no file: it is every parameter of the playing
+model's table at its default, derived from the table when recalled, so it cannot drift from the table
+(a hand-written init.toml once left eight values behind).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import read_toml, shipped, toml_key, toml_value, user_dir
+from .files import read_toml, shipped, toml_key, toml_value, user_dir, write_atomic
 from .params import ParamError, ParamTable
 
 PRESET_VERSION = 1
+INIT = "init"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 
 
@@ -44,6 +48,10 @@ class Preset:
     values: dict[str, Any]
     model: str | None = None
     path: Path | None = field(default=None, compare=False)
+    defaults: bool = False  # INIT: every parameter at its table default (``values`` is empty)
+
+
+INIT_PRESET = Preset(INIT, {}, defaults=True)
 
 
 def check_name(name: str) -> str:
@@ -89,15 +97,14 @@ def write_preset(path: str | Path, name: str, values: dict[str, Any], model: str
     lines += [f"version = {PRESET_VERSION}", "", "[params]"]
     lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in values.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n")
 
 
 def usable_values(table: ParamTable, preset: Preset) -> tuple[dict[str, Any], list[str]]:
     """The values of ``preset`` this table has (checked), and the ids it skipped (other models' categories).
     A value the table refuses raises :class:`PresetError` naming the preset and the parameter."""
+    if preset.defaults:
+        return preset_values(table, table.defaults()), []
     use, skipped = {}, []
     for k, v in preset.values.items():
         if k not in table:
@@ -132,7 +139,7 @@ class PresetLibrary:
         self.dirs = [Path(d) for d in (default_preset_dirs() if dirs is None else dirs)]
 
     def names(self) -> list[str]:
-        seen: dict[str, None] = {}
+        seen: dict[str, None] = {INIT: None}
         for d in self.dirs:
             if d.is_dir():
                 for f in sorted(d.glob("*.toml")):
@@ -140,7 +147,8 @@ class PresetLibrary:
         return sorted(seen)
 
     def find(self, name: str) -> Preset:
-        check_name(name)
+        if check_name(name) == INIT:
+            return INIT_PRESET
         for d in self.dirs:
             f = d / f"{name}.toml"
             if f.is_file():
@@ -156,6 +164,8 @@ class PresetLibrary:
         return self.find(names[index])
 
     def save(self, name: str, table: ParamTable, values: dict[str, float], model: str | None = None) -> Path:
+        if check_name(name) == INIT:
+            raise PresetError(f"{INIT!r} is every parameter at its default, made from the parameter table; save under another name")
         return write_preset(self.dirs[0] / f"{check_name(name)}.toml", name, preset_values(table, values), model)
 
 

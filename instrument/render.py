@@ -22,8 +22,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import mido
 import numpy as np
+import soundfile as sf
+import soxr
 
+from .engine import Engine, EngineConfig
+from .midi import MidiController
+from .midimap import load_map, shipped_map
+from .params import ParamError
+from .picture import write_spectrogram_png
+from .presets import PresetError, PresetLibrary, default_preset_dirs, recall, usable_values
 from .score import RAMP_STEP_S, Event, Score, ScoreError, check_value, resolve_model
 
 PNG_ROW_S = 30.0  # seconds of sound per row of the spectrogram picture
@@ -78,8 +87,6 @@ def _post(eng: Any, score: Score, e: Event, where: str, current: dict[str, Any],
                 eng.morph(x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, at=at + (span * k) // n)
         current["mix_mode"] = 1.0
     elif e.kind == "preset":
-        from .presets import recall, usable_values
-
         preset = presets.find(v)
         recall(eng, preset, at)
         current.update({k: eng.table.coerce(k, x) for k, x in usable_values(eng.table, preset)[0].items()})  # ramps start here
@@ -92,9 +99,6 @@ def _post(eng: Any, score: Score, e: Event, where: str, current: dict[str, Any],
 def post_score(eng: Any, score: Score) -> None:
     """Every event of ``score`` posted to ``eng`` at its sample; model-dependent checks (categories,
     weights) raise :class:`ScoreError` naming the event."""
-    from .params import ParamError
-    from .presets import PresetError, PresetLibrary, default_preset_dirs
-
     presets = PresetLibrary(([score.source.parent] if score.source else []) + default_preset_dirs())
     current: dict[str, Any] = {}
     for i, e in enumerate(score.sorted_events()):
@@ -109,8 +113,6 @@ def render_score(score: Score, out: str | Path | None = None, progress: bool = F
                  model: str | Path | None = None) -> np.ndarray | dict:
     """Render ``score``: to ``out`` (WAV, 24-bit; returns a summary dict) or, without ``out``, return the
     audio ``[frames, 2]``. ``png``: also write ``out`` with ``.png``, a spectrogram of the whole piece."""
-    from .engine import Engine, EngineConfig
-
     path = resolve_model(score, model)
     seconds = score.length_seconds() + score.tail
     if seconds <= 0:
@@ -132,20 +134,13 @@ def render_score(score: Score, out: str | Path | None = None, progress: bool = F
 
 def write_piece_png(wav: Path, title: str) -> Path:
     """A spectrogram of a whole rendered piece beside it: one row per 30 s, resampled to 16 kHz."""
-    import soundfile as sf
-    import soxr
-
-    from .picture import write_spectrogram_png
-
     audio, sr = sf.read(str(wav), dtype="float32", always_2d=True)
     mono = soxr.resample(audio.mean(axis=1), sr, 16000)
     row = int(PNG_ROW_S * 16000)
     rows = [mono[i:i + row] for i in range(0, len(mono), row)] or [mono]
     labels = [f"{title[:40]} {int(i * PNG_ROW_S) // 60}:{int(i * PNG_ROW_S) % 60:02d}" for i in range(len(rows))]
     png = wav.with_suffix(".png")
-    tmp = png.with_name(f".{png.name}.partial")
-    write_spectrogram_png(tmp, rows, 16000, labels=labels, columns=1, n_fft=1024, hop=512)
-    tmp.replace(png)
+    write_spectrogram_png(png, rows, 16000, labels=labels, columns=1, n_fft=1024, hop=512)  # written atomically
     return png
 
 
@@ -187,13 +182,6 @@ def render_midi_file(mid: str | Path, out: str | Path | None, midi_map: str | Pa
                      sample_rate: int = 48000, tail: float = 3.0, seed: int = 0, block: int = 1024, progress: bool = False,
                      png: bool = False) -> np.ndarray | dict:
     """Render a Standard MIDI File through a MIDI map (default: the shipped one), tempo changes included."""
-    import mido
-
-    from .engine import Engine, EngineConfig
-    from .midi import MidiController
-    from .midimap import load_map, shipped_map
-    from .presets import PresetLibrary
-
     mid = Path(mid)
     try:
         song = mido.MidiFile(str(mid))
@@ -223,7 +211,8 @@ def render_midi_file(mid: str | Path, out: str | Path | None, midi_map: str | Pa
 
 
 def score_from_log(log: list[tuple[int, str, tuple]], eng: Any, model: str, seconds: float) -> Score:
-    """A live engine's event log (``Engine.event_log``: sample, kind, args) as a re-renderable score."""
+    """A live engine's event log (``(sample, kind, args)`` as :meth:`Engine.listen`'s event listener sees
+    them, model swaps left out) as a re-renderable score."""
     score = Score(title="recorded performance", model=model, sample_rate=eng.sample_rate, time="samples",
                   duration=round(seconds * eng.sample_rate), tail=0.0, seed=eng.config.seed, block=eng.config.block_frames)
     cats = eng.info.categories

@@ -41,10 +41,6 @@ class RingBuffer:
         return self.capacity - (self._write - self._read)
 
     @property
-    def frames_written(self) -> int:
-        return self._write
-
-    @property
     def frames_read(self) -> int:
         return self._read
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import read_toml, shipped, toml_value
+from .files import read_toml, shipped, toml_value, write_atomic
 from .params import ParamTable, build_table
 
 TIME_UNITS = ("seconds", "beats", "samples")
@@ -180,15 +180,11 @@ class Score:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(self.totoml_value(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return write_atomic(path, self.totoml_value())
 
     def render(self, out: str | Path | None = None, progress: bool = False, png: bool = False, model: str | Path | None = None):
         """Render to ``out`` (a WAV) or return the audio; see :func:`instrument.render.render_score`."""
-        from .render import render_score
+        from .render import render_score  # render imports this module
 
         return render_score(self, out, progress=progress, png=png, model=model)
 

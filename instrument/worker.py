@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import soxr
 
 from .model import GeneratorModel
 from .voices import END_FADE_S
@@ -185,8 +186,6 @@ class GenerationWorker:
                     self._run(batch)
 
     def _run(self, batch: list[Request]) -> None:
-        import soxr
-
         self._install_pending()
         model = self.model
         live = [r for r in batch if r.model_id == self.model_id]  # requests for a swapped-out model are dropped

@@ -35,6 +35,116 @@ def test_instrument_never_imports_torch_train_or_export():
     assert out.stdout.strip() == "[]"
 
 
+def test_every_file_is_written_through_the_one_atomic_writer():
+    """instrument/files.py's atomic_file is the only place that renames a temporary over a file, except
+    the dataset build, which streams its clips to a temporary whose final name is their hash."""
+    for pkg in ("instrument", "train", "export"):
+        for py in (REPO / pkg).rglob("*.py"):
+            text = py.read_text()
+            calls = len(re.findall(r"os\.replace\(|os\.fsync\(|\btmp\w*\.replace\(", text))
+            allowed = {"instrument/files.py": 3, "train/ingest.py": 2}.get(py.relative_to(REPO).as_posix(), 0)
+            assert calls == allowed, f"{py}: {calls} renames/fsyncs of its own; use instrument.files.atomic_file"
+
+
+def test_every_command_entry_point_names_a_command():
+    """pyproject's gesturegan.commands entry points, as installed, load to instrument.main.Command objects
+    that register exactly the subcommand they are named after."""
+    import argparse
+    from importlib.metadata import entry_points
+
+    from instrument.main import ENTRY_POINTS, OWN_COMMANDS, Command
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"][ENTRY_POINTS]
+    installed = {ep.name: ep for ep in entry_points(group=ENTRY_POINTS)}
+    assert set(declared) == set(installed) and not set(declared) & OWN_COMMANDS
+    for name, ep in installed.items():
+        command = ep.load()
+        assert isinstance(command, Command), name
+        sub = argparse.ArgumentParser().add_subparsers()
+        command.register(sub)
+        assert set(sub.choices) == {name}
+
+
+def _late_imports(path: Path) -> list[tuple[int, str, bool]]:
+    """(line, statement, explained) for each import inside a function: explained when a comment is on
+    its line, or on the line before the run of import lines it belongs to."""
+    lines = path.read_text().splitlines()
+    out = []
+    for node in ast.walk(ast.parse("\n".join(lines), str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for sub in ast.walk(node):
+                if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    i = sub.lineno - 1
+                    start = i
+                    while start > 0 and (lines[start - 1].strip().startswith(("import ", "from ")) or not lines[start - 1].strip()):
+                        start -= 1
+                    explained = "#" in lines[i] or "#" in lines[start - 1] or any("#" in lines[k] for k in range(start, i))
+                    out.append((sub.lineno, lines[i].strip(), explained))
+    return out
+
+
+def test_imports_are_at_the_top_unless_a_comment_says_why():
+    """The top of a module shows what it depends on; an import inside a function says why it waits (a
+    heavy or optional dependency, a platform's module, a circle)."""
+    bad = [f"{py.relative_to(REPO)}:{n}: {text}" for pkg in ("instrument", "train", "export") for py in sorted((REPO / pkg).rglob("*.py"))
+           for n, text, explained in _late_imports(py) if not explained]
+    assert not bad, "imports inside functions without a comment saying why:\n" + "\n".join(bad)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """The project's modules and what each imports when it is imported (module level, try blocks
+    included; ``if TYPE_CHECKING:`` blocks and imports inside functions left out)."""
+    mods = {}
+    for pkg in ("instrument", "train", "export", "presets"):
+        for py in (REPO / pkg).rglob("*.py"):
+            name = ".".join(py.relative_to(REPO).with_suffix("").parts)
+            mods[name.removesuffix(".__init__")] = py
+    graph = {}
+    for name, py in mods.items():
+        package = name if py.name == "__init__.py" else name.rpartition(".")[0]
+        deps: set[str] = set()
+
+        def visit(stmts):
+            for node in stmts:
+                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                    continue
+                if isinstance(node, ast.Try):
+                    visit(node.body + [h for x in node.handlers for h in x.body] + node.orelse)
+                elif isinstance(node, ast.If):
+                    visit(node.body + node.orelse)
+                elif isinstance(node, ast.Import):
+                    deps.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:
+                        parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                        base = ".".join(parts + ([node.module] if node.module else []))
+                    deps.update([base] + [f"{base}.{a.name}" for a in node.names])
+
+        visit(ast.parse(py.read_text(), str(py)).body)
+        graph[name] = {d for d in deps if d in mods and d != name}
+    return graph
+
+
+def test_no_module_imports_itself_back():
+    """No import circle among the project's modules (an import that waits inside a function says why,
+    see the next test)."""
+    graph = _module_graph()
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def walk(m: str, path: list[str]) -> None:
+        seen[m] = 1
+        for d in sorted(graph[m]):
+            assert seen.get(d) != 1, "import circle: " + " -> ".join(path[path.index(d):] + [d]) if d in path else d
+            if d not in seen:
+                walk(d, path + [d])
+        seen[m] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            walk(m, [m])
+
+
 def test_dataset_tools_need_no_torch():
     code = "import sys, train.ingest, train.corpus, train.cli, train.cache; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)

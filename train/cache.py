@@ -27,50 +27,21 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import numpy as np
 
+from instrument.files import write_atomic
+
 from .errors import CacheError
+from .spectral import downsample_2x2, log_magnitude, normalise
 
 CACHE_FORMAT = "gesturegan-dataset-cache"
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], object], tmp: Path | None = None,
-                 before_rename: Callable[[Path], None] | None = None) -> None:
-    """Replace ``path`` so that a crash leaves the old file or the new one, never half of one: ``write``
-    fills a temporary file beside it (default ``.<name>.tmp``), which is fsynced, then renamed over
-    ``path``, then the folder is fsynced. ``before_rename`` is a test hook."""
-    tmp = tmp or path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    if before_rename is not None:
-        before_rename(tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 def write_json_atomic(path: Path, obj: dict) -> None:
-    data = json.dumps(obj, separators=(",", ":")).encode("utf-8")
-    write_atomic(path, lambda f: f.write(data), tmp=path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (best effort: some filesystems refuse directory fsync)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomic(path, json.dumps(obj, separators=(",", ":")), unique=True)
 
 
 def read_manifest(cache_dir: str | os.PathLike) -> dict:
@@ -196,8 +167,6 @@ class DatasetCache:
 
     def spectrograms(self, index: np.ndarray | slice, view: str = "128") -> np.ndarray:
         """Normalised SpecGAN images of the chosen clips: ``[B, F, N]`` in [-1, 1]."""
-        from .spectral import downsample_2x2, log_magnitude, normalise
-
         lm = log_magnitude(np.asarray(self.clips[index]))
         if view == "64":
             lm = downsample_2x2(lm)

@@ -19,8 +19,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .cache import write_atomic
+from instrument.files import atomic_file
+
+from .config import WEIGHTS
 from .errors import CheckpointError, CheckpointVersionError
+from .models import ModelSpec, Synthesizer, build_generator
 
 FORMAT = "gesturegan-checkpoint"
 VERSION = 1
@@ -34,7 +37,8 @@ def checkpoint_name(step: int) -> str:
 
 def save_atomic(state: dict, path: Path, before_rename: Callable[[Path], None] | None = None) -> None:
     """``torch.save`` to ``path`` via a temp file + fsync + rename. ``before_rename`` is a test hook."""
-    write_atomic(path, lambda f: torch.save(state, f), before_rename=before_rename)
+    with atomic_file(path, before_rename=before_rename) as f:
+        torch.save(state, f)
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", fmt: str = FORMAT, version: int = VERSION,
@@ -105,8 +109,8 @@ def prune(run_dir: Path, keep: int) -> list[Path]:
 def copy_as_best(src: Path, run_dir: Path) -> Path:
     """Atomically make ``best.pt`` a copy of ``src``."""
     dst = run_dir / BEST
-    with open(src, "rb") as f_src:
-        write_atomic(dst, lambda f: shutil.copyfileobj(f_src, f))
+    with open(src, "rb") as f_src, atomic_file(dst) as f:
+        shutil.copyfileobj(f_src, f)
     return dst
 
 
@@ -127,16 +131,29 @@ def resolve(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_synthesizer(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """``(Synthesizer, ModelSpec, state)`` from a checkpoint file or run folder, in eval mode."""
-    from .models import ModelSpec, Synthesizer, build_generator
+def generator_weights(state: dict, weights: str = "auto", where: str = "the checkpoint") -> tuple[dict, str]:
+    """The generator's state dict to use and which it is: ``ema`` (the moving average of a run trained
+    with ``--ema``), ``raw`` (the weights the optimiser moved), or ``auto`` (the average where there is one)."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    has_ema = state.get("generator_ema") is not None
+    if weights == "ema" and not has_ema:
+        raise CheckpointError(f"{where} holds no moving average of the generator (it was trained without --ema); use --weights raw or auto")
+    if weights == "raw" or not has_ema:
+        return state["generator"], "raw"
+    return state["generator_ema"], "ema"
 
+
+def load_synthesizer(path: str | os.PathLike, device: str | torch.device = "cpu", weights: str = "auto"):
+    """``(Synthesizer, ModelSpec, state)`` from a checkpoint file or run folder, in eval mode. ``weights``:
+    see :func:`generator_weights`; ``state["weights"]`` says which were loaded."""
     p = resolve(path)
     state = load(p, device)
     spec = ModelSpec.from_json(state["spec"])
     gen = build_generator(spec)
+    chosen, state["weights"] = generator_weights(state, weights, str(p))
     try:
-        gen.load_state_dict(state["generator"])
+        gen.load_state_dict(chosen)
     except RuntimeError as e:
         raise CheckpointError(f"{p}: the generator weights do not fit {spec.describe()}: {str(e).splitlines()[0]}") from e
     stats = state.get("spectral_stats")

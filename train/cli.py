@@ -1,16 +1,33 @@
-"""The ``gesturegan dataset ...`` subcommands (no torch needed)."""
+"""The researcher's subcommands: ``dataset`` (its build/synth/debian/info tools need no torch; ``sort``
+does), ``train``, ``classifier`` and ``evaluate``. pyproject.toml's ``gesturegan.commands`` entry points
+name the :class:`~instrument.main.Command` objects at the end of this module; ``gesturegan demo
+--corpus`` reaches :func:`make_demo_corpus` through the ``gesturegan.demo`` group."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
-from .errors import DatasetError
-from .ingest import ALIGN_MODES, DEFAULT_CATEGORIES, NORMALIZE_MODES, IngestSettings
+import numpy as np
+
+from instrument.files import write_atomic
+from instrument.main import Command, hidden_command
+from instrument.picture import write_spectrogram_png
+
+from .cache import DatasetCache
+from .config import WEIGHTS, WEIGHTS_HELP, add_arguments, config_from_args
+from .corpus import write_corpus
+from .errors import CheckpointError, DatasetError, ModelError, TrainingError
+from .ingest import ALIGN_MODES, DEFAULT_CATEGORIES, NORMALIZE_MODES, IngestSettings, build_cache
 from .slicing import LEVEL_MODES, OnsetSettings, check_clip_samples
+from .sound_packages import build_debian_corpus
+
+# The commands that need torch import their modules when they run (trainer, classifier, evaluate, sort),
+# so the dataset tools and the help work on an install without the [train] extra.
 
 RESAMPLE_CHOICES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 
@@ -42,7 +59,7 @@ def _overlap(text: str) -> float:
     return v
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register_dataset(sub: argparse._SubParsersAction) -> None:
     ds = sub.add_parser(
         "dataset",
         help="make training data: synthesise the gesture corpus, build a clip cache from recordings",
@@ -99,6 +116,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
 
+    d = dsub.add_parser(
+        "debian",
+        help="a corpus of real recordings from Debian's sound packages (Sonic Pi, LMMS, freedesktop sounds, games)",
+        description=("Copy sound effects and instrument samples that Debian packages ship into OUT/<category>/ (one-shots: "
+                     "one second from the attack; continuous sounds whole), with the package, source file and licence of every "
+                     "file in OUT/corpus.json."),
+        epilog="example: gesturegan dataset debian --out real --install && gesturegan dataset build real --out real-cache --overlap 0.5",
+    )
+    d.add_argument("--out", "-o", type=Path, required=True, help="folder to write into (replaced if it exists)")
+    d.add_argument("--install", action="store_true", help="apt-get install the packages that are missing (needs root)")
+    d.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)  # tests: unpacked packages elsewhere
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    d.set_defaults(func=_debian)
+
     i = dsub.add_parser("info", help="summarise a cache; optionally check its hash and draw its spectrograms",
                         description="Print what a dataset cache holds.")
     i.add_argument("cache", type=Path, help="cache folder made by 'gesturegan dataset build'")
@@ -106,14 +137,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--png", type=Path, help="write a spectrogram grid of a few clips per category to this PNG")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(func=_info)
-
-    register_train(sub)
-    register_research(sub, dsub)
+    _register_sort(dsub)
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
-    from .config import add_arguments
-
     t = sub.add_parser(
         "train",
         help="train a category-conditioned WaveGAN or SpecGAN on a dataset cache (resumes if RUN has checkpoints)",
@@ -130,14 +157,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import config_from_args
-    from .errors import TrainingError
-
     try:
         config = config_from_args(args)
     except ValueError as e:
         raise TrainingError(str(e)) from e
-    from .trainer import summary_json, train
+    from .trainer import summary_json, train  # torch: only for the command that needs it
 
     summary = train(config)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
@@ -146,8 +170,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .ingest import build_cache
-
     hop = args.hop_samples
     if args.overlap is not None:
         hop = max(1, int(round(args.clip_samples * (1 - args.overlap))))
@@ -170,13 +192,11 @@ def _build(args: argparse.Namespace) -> int:
         print(f"warning: {', '.join(report.too_few)} ha{'s' if len(report.too_few) == 1 else 've'} fewer than {args.min_clips} clips; "
               "a GAN will struggle to learn it", file=sys.stderr)
     if args.report:
-        args.report.write_text(json.dumps(report.to_json(), indent=1))
+        write_atomic(args.report, json.dumps(report.to_json(), indent=1))
     return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .corpus import write_corpus
-
     cats = tuple(c.strip() for c in args.categories.split(",")) if args.categories else DEFAULT_CATEGORIES
     desc = write_corpus(args.out, args.per_category, args.seed, args.sample_rate, args.seconds, cats, args.subtype, args.jobs, not args.quiet)
     print(f"wrote {len(desc['files'])} files ({args.per_category} per category, seed {args.seed}, "
@@ -184,9 +204,17 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
-    from .cache import DatasetCache
+def _debian(args: argparse.Namespace) -> int:
+    desc = build_debian_corpus(args.out, args.root, args.install, progress=not args.quiet)
+    counts = ", ".join(f"{c} {n}" for c, n in desc["counts"].items())
+    print(f"wrote {len(desc['files'])} recordings from {len(desc['packages'])} packages to {args.out}: {counts}; "
+          f"next: gesturegan dataset build {args.out} --out CACHE --overlap 0.5")
+    for s in desc["skipped"]:
+        print(f"skipped {s['file']}: {s['reason']}", file=sys.stderr)
+    return 0
 
+
+def _info(args: argparse.Namespace) -> int:
     with DatasetCache.open(args.cache, verify=args.verify) as cache:
         m = cache.manifest
         summary = {
@@ -219,10 +247,6 @@ def _info(args: argparse.Namespace) -> int:
 
 def write_cache_png(cache, path: Path, per_category: int = 4) -> None:
     """A spectrogram grid: ``per_category`` evenly spaced clips of each category, one row each."""
-    import numpy as np
-
-    from instrument.picture import write_spectrogram_png
-
     sounds, labels = [], []
     for k, name in enumerate(cache.categories):
         idx = np.flatnonzero(cache.category_index == k)
@@ -233,8 +257,7 @@ def write_cache_png(cache, path: Path, per_category: int = 4) -> None:
     write_spectrogram_png(path, sounds, cache.sample_rate, labels, columns=per_category)
 
 
-def register_research(sub: argparse._SubParsersAction, dataset_sub: argparse._SubParsersAction | None = None) -> None:
-    """``classifier train``, ``evaluate`` and ``dataset sort``."""
+def register_classifier(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("classifier", help="train the gesture classifier used by evaluate and dataset sort",
                        description="Train a small log-mel CNN on a dataset cache, with a held-out split by source file.")
     csub = c.add_subparsers(dest="classifier_command", metavar="COMMAND", required=True)
@@ -249,6 +272,8 @@ def register_research(sub: argparse._SubParsersAction, dataset_sub: argparse._Su
     ct.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ct.set_defaults(func=_classifier_train)
 
+
+def register_evaluate(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="score a trained generator: per-category accuracy, inception score, mixtures, copying",
                        description="Generate clips per category and judge them with the gesture classifier.",
                        epilog="example: gesturegan evaluate runs/wavegan --classifier classifier.pt --json report.json")
@@ -259,29 +284,41 @@ def register_research(sub: argparse._SubParsersAction, dataset_sub: argparse._Su
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--png", type=Path, help="also draw a few generated clips per category to this PNG")
     e.add_argument("--json", type=Path, help="also write the report as JSON to this file")
+    e.add_argument("--device", default="cpu", help="where to generate and classify: cpu (default), cuda, cuda:1, or auto")
+    e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
+    e.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     e.set_defaults(func=_evaluate)
 
-    if dataset_sub is not None:
-        s = dataset_sub.add_parser("sort", help="file unlabelled recordings into ROOT/<category>/ with the classifier",
-                                   description="Classify each recording in SOURCE and copy it into ROOT/<category>/ when confident.",
-                                   epilog="example: gesturegan dataset sort field_recordings --into my_dataset --classifier classifier.pt")
-        s.add_argument("source", type=Path, help="folder of unlabelled recordings (searched recursively)")
-        s.add_argument("--into", type=Path, required=True, help="dataset root to file them into")
-        s.add_argument("--classifier", type=Path, required=True, help="made by 'gesturegan classifier train'")
-        s.add_argument("--threshold", type=float, default=0.6, help="minimum confidence to file a recording (default 0.6)")
-        s.add_argument("--move", action="store_true", help="move instead of copy")
-        s.add_argument("--dry-run", action="store_true", help="only report what would happen")
-        s.add_argument("--report", type=Path, help="also write the report as JSON")
-        s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-        s.set_defaults(func=_sort)
+
+def _register_sort(dsub: argparse._SubParsersAction) -> None:
+    """``dataset sort`` (the classifier: torch)."""
+    if importlib.util.find_spec("torch") is None:  # left out of the list; run, it says what to install
+        hidden_command(dsub, "sort", "'gesturegan dataset sort' needs torch, which this install lacks: pip install 'gesturegan[train]'")
+        return
+    s = dsub.add_parser("sort", help="file unlabelled recordings into ROOT/<category>/ with the classifier",
+                        description="Classify each recording in SOURCE and copy it into ROOT/<category>/ when confident.",
+                        epilog="example: gesturegan dataset sort field_recordings --into my_dataset --classifier classifier.pt")
+    s.add_argument("source", type=Path, help="folder of unlabelled recordings (searched recursively)")
+    s.add_argument("--into", type=Path, required=True, help="dataset root to file them into")
+    s.add_argument("--classifier", type=Path, required=True, help="made by 'gesturegan classifier train'")
+    s.add_argument("--threshold", type=float, default=0.6, help="minimum confidence to file a recording (default 0.6)")
+    s.add_argument("--move", action="store_true", help="move instead of copy")
+    s.add_argument("--dry-run", action="store_true", help="only report what would happen")
+    s.add_argument("--report", type=Path, help="also write the report as JSON")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(func=_sort)
 
 
 def _classifier_train(args: argparse.Namespace) -> int:
-    from .classifier import train_classifier
+    from .classifier import train_classifier  # torch: only for the command that needs it
 
     info = train_classifier(args.cache, args.out, args.epochs, args.batch_size, args.lr, args.seed, progress=not args.quiet)
-    print(f"classifier: {args.out}; test accuracy {info['test_accuracy']:.1%} on {info['clips']['test']} held-out clips "
-          f"(validation {info['val_accuracy']:.1%}, best epoch {info['best_epoch']}/{info['epochs']})")
+    print(f"classifier: {args.out}; test accuracy {info['test_accuracy']:.1%} on {info['clips']['test']} held-out clips, "
+          f"balanced {info['balanced_test_accuracy']:.1%} (balanced validation {info['val_accuracy']:.1%}, "
+          f"best epoch {info['best_epoch']}/{info['epochs']})")
+    if info["class_weights"]:
+        print("categories weighed by the inverse of their share of the training clips: "
+              + ", ".join(f"{c} {w:g}" for c, w in zip(info["per_category_test_accuracy"], info["class_weights"])))
     for c, a in info["per_category_test_accuracy"].items():
         print(f"  {c:<24} {a:6.1%}")
     if info["split_by_clip"]:
@@ -291,17 +328,18 @@ def _classifier_train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, format_report, to_json
+    from .evaluate import evaluate, format_report, to_json  # torch: only for the command that needs it
 
-    report = evaluate(args.checkpoint, args.classifier, args.cache, args.per_category, args.seed, png=args.png)
+    report = evaluate(args.checkpoint, args.classifier, args.cache, args.per_category, args.seed, png=args.png, device=args.device,
+                      weights=args.weights, progress=not args.quiet)
     print(format_report(report))
     if args.json:
-        args.json.write_text(to_json(report))
+        write_atomic(args.json, to_json(report))
     return 0
 
 
 def _sort(args: argparse.Namespace) -> int:
-    from .sort import sort_recordings
+    from .sort import sort_recordings  # torch: only for the command that needs it
 
     try:
         report = sort_recordings(args.source, args.into, args.classifier, args.threshold, args.move, args.dry_run, not args.quiet)
@@ -309,5 +347,33 @@ def _sort(args: argparse.Namespace) -> int:
         raise DatasetError(str(e)) from e
     print(report.summary(args.threshold))
     if args.report:
-        args.report.write_text(json.dumps(report.to_json(), indent=1))
+        write_atomic(args.report, json.dumps(report.to_json(), indent=1))
     return 0
+
+
+def make_demo_corpus(out: Path, per_category: int = 64, seed: int = 0, progress: bool = True) -> int:
+    """``gesturegan demo --corpus``: the built-in gesture corpus in OUT/corpus, a training cache of it in
+    OUT/cache and its spectrograms in OUT/corpus-spectrograms.png (the researcher's starting point)."""
+
+    corpus_dir, cache_dir, png = out / "corpus", out / "cache", out / "corpus-spectrograms.png"
+    desc = write_corpus(corpus_dir, per_category=per_category, seed=seed, progress=progress)
+    report = build_cache(corpus_dir, cache_dir, progress=progress, min_clips=min(32, per_category))
+    with DatasetCache.open(cache_dir) as cache:
+        write_cache_png(cache, png)
+    recipes: dict[str, set[str]] = {}
+    for f in desc["files"]:
+        recipes.setdefault(f["category"], set()).add(f["recipe"])
+    print(f"GestureGAN demo: made {len(desc['files'])} gesture recordings in {corpus_dir}/")
+    for cat, names in recipes.items():
+        print(f"  {cat:<24} {per_category} files: {', '.join(sorted(names))}")
+    print(report.summary())
+    print(f"spectrograms of the cache: {png}")
+    return 0
+
+
+USER_ERRORS = (DatasetError, ModelError, CheckpointError, TrainingError)
+# what pyproject.toml's gesturegan.commands entry points name
+DATASET = Command(register_dataset, order=10, errors=USER_ERRORS)
+TRAIN = Command(register_train, order=20, needs=("torch",), errors=USER_ERRORS)
+CLASSIFIER = Command(register_classifier, order=30, needs=("torch",), errors=USER_ERRORS)
+EVALUATE = Command(register_evaluate, order=40, needs=("torch",), errors=USER_ERRORS)

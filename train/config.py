@@ -1,26 +1,52 @@
 """Training configuration: one frozen dataclass, built from the command line, saved as ``config.json`` in
-the run folder and inside every checkpoint. Defaults are the paper's (WGAN-GP, lambda 10, Adam 1e-4,
-betas (0.5, 0.9), 5 critic steps per generator step, batch 64)."""
+the run folder and inside every checkpoint.
+
+A *recipe* is a named set of defaults for the options that decide how a model learns (``--recipe``);
+any option given on the command line overrides its recipe's value, and the final values are what is
+saved. ``paper`` is Donahue et al.'s WGAN-GP (lambda 10, Adam 1e-4, betas (0.5, 0.9), 5 critic steps
+per generator step, batch 64, d=64) and the dataclass defaults; ``laptop`` is the recipe that learns the
+gesture categories in an hour on a 2-core CPU (its choices and their measurements are in
+tests/bench/README.md, "Recipes")."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 # Named here, not in the model modules, so building the command line does not import torch.
 ARCHITECTURES = ("wavegan", "specgan")
-UPSAMPLE_MODES = ("transpose", "nearest", "subpixel")
+UPSAMPLE_MODES = ("transpose", "nearest", "subpixel", "tied", "smooth")
 VIEW_SIZES = {"128": 128, "64": 64}
 
+LOSSES = ("wgan-gp", "hinge", "ns")  # implemented by train.losses; named here so the command line needs no torch
+AUGMENTS = ("shift", "gain", "polarity")
+# which generator weights evaluate/export take (train.checkpoint.generator_weights); named here so the command line needs no torch
+WEIGHTS = ("auto", "ema", "raw")
+WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its raw weights (auto: the average where there is one)"
+
 # The fields that define the networks' shapes: a resumed run must agree on them.
-MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional")
+MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional",
+                "spectral_critics", "mbstd", "conditioning", "envelope")
+# The fields that define how the networks learn: a resumed run must agree on them too.
+RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "init")
+
+RECIPES: dict[str, dict] = {
+    "paper": {},  # the dataclass defaults
+    "laptop": {
+        "model_dim": 16, "upsample": "subpixel", "conditioning": "film", "envelope": True, "batch_size": 32,
+        "loss": "ns", "n_critic": 1, "r1_gamma": 1.0, "r1_every": 16, "lr": 2e-4, "beta1": 0.5, "beta2": 0.99,
+        "augment": "shift,gain,polarity", "spectral_critics": "256,1024", "mbstd": True, "ema": 0.998,
+        "steps": 2000, "checkpoint_every": 400, "preview_every": 400,
+    },
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     cache: str
     out: str
+    recipe: str = "paper"
     arch: str = "wavegan"
     model_dim: int = 64
     latent_dim: int = 100
@@ -30,15 +56,27 @@ class TrainConfig:
     view: str = "128"
     griffin_lim_iters: int = 32
     unconditional: bool = False
+    conditioning: str = "bias"  # generator: "bias" (per-layer category bias) or "film" (per-layer scale and bias)
+    envelope: bool = False  # WaveGAN generator: a learned amplitude envelope multiplies the output
+    spectral_critics: str = "none"  # WaveGAN: STFT resolutions of extra critics, e.g. "256,1024"
+    mbstd: bool = False  # minibatch standard deviation before the critics' heads
     batch_size: int = 64
     lr: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.9
+    loss: str = "wgan-gp"
     n_critic: int = 5
     gp_lambda: float = 10.0
+    r1_gamma: float = 0.0  # hinge and ns: R1 weight (0 = off)
+    r1_every: int = 16  # lazy R1: every this many critic updates
+    augment: str = "none"  # WaveGAN: "shift,gain,polarity", any subset, or "none"
+    mode_seeking: float = 0.0  # weight of the mode-seeking term against conditional collapse (0 = off)
+    ema: float = 0.0  # decay of an exponential moving average of the generator's weights, kept beside them (0 = off)
+    init: str = "default"  # WaveGAN generator: PyTorch's "default" initialisation or "kaiming" (see wavegan.kaiming_init)
     steps: int = 100_000
     sampling: str = "balanced"
     device: str = "auto"
+    threads: int = 0  # CPU threads for torch; 0 = this process's share of the cores
     bf16: str = "auto"
     compile: bool = False
     checkpoint_every: int = 1000
@@ -67,10 +105,68 @@ class TrainConfig:
             (self.preview_every >= 0, "preview_every", ">= 0 (0 turns previews off)"),
             (self.griffin_lim_iters >= 0, "griffin_lim_iters", ">= 0"),
             (self.phase_shuffle >= 0, "phase_shuffle", ">= 0"),
+            (self.recipe in RECIPES, "recipe", f"one of {', '.join(RECIPES)}"),
+            (self.loss in LOSSES, "loss", f"one of {', '.join(LOSSES)}"),
+            (self.conditioning in ("bias", "film"), "conditioning", "'bias' or 'film'"),
+            (self.r1_gamma >= 0, "r1_gamma", ">= 0"),
+            (self.r1_every >= 1, "r1_every", ">= 1"),
+            (self.mode_seeking >= 0, "mode_seeking", ">= 0 (0 turns it off)"),
+            (self.init in ("default", "kaiming"), "init", "'default' or 'kaiming'"),
+            (self.ema == 0 or 0.5 <= self.ema < 1, "ema", "0 (off) or a decay in [0.5, 1), e.g. 0.998"),
+            (self.threads >= 0, "threads", ">= 0 (0: this process's share of the cores)"),
         ]
         for ok, name, allowed in checks:
             if not ok:
                 raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
+        self.augment_names  # noqa: B018 -- parses, raising on unknown names
+        self.spectral_resolutions  # noqa: B018
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        """Options that each make sense but not together: refused with the combination named."""
+        if self.loss == "wgan-gp" and self.r1_gamma > 0:
+            raise ValueError(f"--r1-gamma {self.r1_gamma:g} with --loss wgan-gp: R1 regularises the hinge and ns losses; "
+                             "WGAN-GP has its own gradient penalty (--gp-lambda). Use --loss ns or hinge, or --r1-gamma 0")
+        if self.arch == "specgan" and self.spectral_critics != "none":
+            raise ValueError(f"--spectral-critics {self.spectral_critics} with --arch specgan: SpecGAN's critic already judges "
+                             "spectrograms and the extra critics need waveforms; use --spectral-critics none, or --arch wavegan")
+        if self.arch == "specgan" and self.augment_names:
+            raise ValueError(f"--augment {self.augment} with --arch specgan: the augmentations transform waveforms and SpecGAN's "
+                             "critic sees spectrogram images; use --augment none, or --arch wavegan")
+        if self.arch == "specgan" and self.conditioning != "bias":
+            raise ValueError(f"--conditioning {self.conditioning} with --arch specgan: FiLM conditioning is WaveGAN's; "
+                             "use --conditioning bias")
+        if self.arch == "specgan" and self.init != "default":
+            raise ValueError(f"--init {self.init} with --arch specgan: the initialisation is WaveGAN's; use --init default")
+        if self.arch == "specgan" and self.envelope:
+            raise ValueError("--envelope on with --arch specgan: the envelope head is WaveGAN's; use --envelope off")
+        if self.upsample != "transpose" and self.arch == "specgan":
+            raise ValueError(f"--upsample {self.upsample} with --arch specgan: the upsampling modes are WaveGAN's")
+
+    @property
+    def augment_names(self) -> tuple[str, ...]:
+        text = self.augment.strip()
+        if text in ("", "none"):
+            return ()
+        names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+        bad = [n for n in names if n not in AUGMENTS]
+        if bad:
+            raise ValueError(f"augment must be 'none' or a comma list of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        return names
+
+    @property
+    def spectral_resolutions(self) -> tuple[int, ...]:
+        text = self.spectral_critics.strip()
+        if text in ("", "none"):
+            return ()
+        try:
+            sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        except ValueError:
+            sizes = ()
+        if not sizes or any(n < 64 or n > 4096 or n & (n - 1) for n in sizes) or len(set(sizes)) != len(sizes):
+            raise ValueError(f"spectral_critics must be 'none' or distinct powers of 2 from 64 to 4096, e.g. '256,1024', "
+                             f"got {self.spectral_critics!r}")
+        return sizes
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -81,55 +177,94 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def model_differences(self, other: "TrainConfig") -> list[str]:
-        """``name: ours vs theirs`` for every network-shaping field that differs."""
-        return [f"{k}: {getattr(other, k)!r} vs {getattr(self, k)!r}" for k in MODEL_FIELDS if getattr(self, k) != getattr(other, k)]
-
-    def with_(self, **changes) -> "TrainConfig":
-        return replace(self, **changes)
+        """``name: ours vs theirs`` for every network-shaping or recipe field that differs."""
+        return [f"{k}: {getattr(other, k)!r} vs {getattr(self, k)!r}" for k in MODEL_FIELDS + RECIPE_FIELDS
+                if getattr(self, k) != getattr(other, k)]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``gesturegan train`` options; every field of :class:`TrainConfig`."""
+    """The ``gesturegan train`` options; every field of :class:`TrainConfig`. Options a recipe sets have no
+    argparse default (None): :func:`config_from_args` fills them from ``--recipe``."""
     d = TrainConfig(cache="", out="")
+    b = argparse.SUPPRESS  # keeps "not given" apart from "given the default value"
     p.add_argument("cache", type=Path, help="dataset cache made by 'gesturegan dataset build'")
     p.add_argument("--out", "-o", type=Path, required=True, help="run folder: checkpoints, previews, config.json; re-running resumes from it")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
+                   help="defaults for how the model learns: paper (WGAN-GP as in Donahue et al., the default) or laptop "
+                        "(learns the categories in an hour on a 2-core CPU); any option below overrides its recipe's value")
     m = p.add_argument_group("model")
-    m.add_argument("--arch", choices=ARCHITECTURES, default=d.arch, help="wavegan (waveform) or specgan (spectrogram + Griffin-Lim)")
-    m.add_argument("--model-dim", "-d", type=int, default=d.model_dim, help="model size d (64 in the paper; 32 for small or CPU runs)")
-    m.add_argument("--latent-dim", type=int, default=d.latent_dim, help="latent size (default 100)")
-    m.add_argument("--upsample", choices=UPSAMPLE_MODES, default=d.upsample, help="WaveGAN upsampling (default transpose)")
-    m.add_argument("--post-filter-taps", type=int, default=d.post_filter_taps, help="WaveGAN learned post-processing filter length, e.g. 512 (default 0: off)")
-    m.add_argument("--phase-shuffle", type=int, default=d.phase_shuffle, help="WaveGAN critic phase-shuffle radius (default 2; 0 off)")
-    m.add_argument("--view", choices=tuple(VIEW_SIZES), default=d.view, help="SpecGAN image size: 128 (paper) or 64 (2x2-averaged)")
-    m.add_argument("--griffin-lim-iters", type=int, default=d.griffin_lim_iters, help="SpecGAN phase reconstruction iterations (default 32)")
-    m.add_argument("--unconditional", action="store_true", help="ignore categories: one plain model of all the data")
-    o = p.add_argument_group("optimisation (WGAN-GP)")
-    o.add_argument("--batch-size", "-b", type=int, default=d.batch_size, help="global batch size (default 64)")
-    o.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default 1e-4)")
-    o.add_argument("--beta1", type=float, default=d.beta1)
-    o.add_argument("--beta2", type=float, default=d.beta2)
-    o.add_argument("--n-critic", type=int, default=d.n_critic, help="critic steps per generator step (default 5)")
-    o.add_argument("--gp-lambda", type=float, default=d.gp_lambda, help="gradient penalty weight (default 10)")
-    o.add_argument("--steps", type=int, default=d.steps, help="generator steps to train to (default 100000); raise it and re-run to continue")
-    o.add_argument("--sampling", choices=("balanced", "uniform"), default=d.sampling,
+    m.add_argument("--arch", choices=ARCHITECTURES, default=b, help="wavegan (waveform) or specgan (spectrogram + Griffin-Lim)")
+    m.add_argument("--model-dim", "-d", type=int, default=b, help="model size d (64 in the paper; laptop: 16)")
+    m.add_argument("--latent-dim", type=int, default=b, help="latent size (default 100)")
+    m.add_argument("--upsample", choices=UPSAMPLE_MODES, default=b, help="WaveGAN upsampling (paper: transpose; laptop: subpixel; tied: subpixel with one bias a channel, so no layer can "
+                        "add a pattern that repeats every stride samples; smooth: tone-free by construction, but starved of highs in our runs)")
+    m.add_argument("--post-filter-taps", type=int, default=b, help="WaveGAN learned post-processing filter length, e.g. 512 (default 0: off)")
+    m.add_argument("--phase-shuffle", type=int, default=b, help="WaveGAN critic phase-shuffle radius (default 2; 0 off)")
+    m.add_argument("--view", choices=tuple(VIEW_SIZES), default=b, help="SpecGAN image size: 128 (paper) or 64 (2x2-averaged)")
+    m.add_argument("--griffin-lim-iters", type=int, default=b, help="SpecGAN phase reconstruction iterations (default 32)")
+    m.add_argument("--unconditional", action="store_true", default=b, help="ignore categories: one plain model of all the data")
+    m.add_argument("--conditioning", choices=("bias", "film"), default=b,
+                   help="WaveGAN generator: category as a per-layer bias (paper) or as a per-layer scale and bias (film; laptop)")
+    m.add_argument("--envelope", choices=("on", "off"), default=b,
+                   help="WaveGAN generator: a learned amplitude envelope (4 ms steps) multiplies the output (laptop: on)")
+    m.add_argument("--spectral-critics", default=b, metavar="N,N|none",
+                   help="WaveGAN: extra critics on the log-magnitude STFT at these FFT sizes (laptop: 256,1024; paper: none)")
+    m.add_argument("--mbstd", choices=("on", "off"), default=b, help="minibatch standard deviation in the critics (laptop: on)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--loss", choices=LOSSES, default=b, help="wgan-gp (paper), ns (non-saturating; laptop) or hinge")
+    o.add_argument("--batch-size", "-b", type=int, default=b, help="global batch size (paper: 64; laptop: 32)")
+    o.add_argument("--lr", type=float, default=b, help="Adam learning rate (paper: 1e-4; laptop: 2e-4)")
+    o.add_argument("--beta1", type=float, default=b)
+    o.add_argument("--beta2", type=float, default=b)
+    o.add_argument("--n-critic", type=int, default=b, help="critic steps per generator step (paper: 5; laptop: 1)")
+    o.add_argument("--gp-lambda", type=float, default=b, help="wgan-gp: gradient penalty weight (default 10)")
+    o.add_argument("--r1-gamma", type=float, default=b, help="ns/hinge: R1 penalty weight on real clips (laptop: 1; 0 off)")
+    o.add_argument("--r1-every", type=int, default=b, help="ns/hinge: lazy R1, every this many critic steps (default 16)")
+    o.add_argument("--augment", default=b, metavar="LIST|none",
+                   help="WaveGAN: random shift,gain,polarity on real and generated clips before the critics (laptop: all three)")
+    o.add_argument("--init", choices=("default", "kaiming"), default=b,
+                   help="WaveGAN generator's initial weights: PyTorch's default, or Kaiming so the latent matters from step 1")
+    o.add_argument("--mode-seeking", type=float, default=b,
+                   help="weight of the mode-seeking term: latents that differ make clips that differ (default 0: off)")
+    o.add_argument("--ema", type=float, default=b, metavar="DECAY",
+                   help="keep an exponential moving average of the generator's weights (laptop: 0.998; paper: 0, off); "
+                        "previews, evaluate and export then use the average (evaluate/export --weights raw for the live ones)")
+    o.add_argument("--steps", type=int, default=b, help="generator steps to train to (paper: 100000; laptop: 2000); raise it and re-run to continue")
+    o.add_argument("--sampling", choices=("balanced", "uniform"), default=b,
                    help="balanced: every category equally often (default); uniform: every clip equally often")
-    o.add_argument("--seed", type=int, default=d.seed)
+    o.add_argument("--seed", type=int, default=b)
     r = p.add_argument_group("runtime")
-    r.add_argument("--device", default=d.device, help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
-    r.add_argument("--bf16", choices=("auto", "on", "off"), default=d.bf16, help="bf16 autocast (auto: on for CUDA)")
-    r.add_argument("--compile", action="store_true", help="torch.compile the generator and the critic's forward")
-    r.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints (default 1000)")
-    r.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="how many recent checkpoints to keep besides the best (default 3)")
-    r.add_argument("--preview-every", type=int, default=d.preview_every, help="steps between WAV/PNG previews (default 1000; 0 off)")
-    r.add_argument("--preview-latents", type=int, default=d.preview_latents, help="fixed latents per category in previews (default 4)")
-    r.add_argument("--log-every", type=int, default=d.log_every, help="steps between loss log lines/TensorBoard points (default 20)")
+    r.add_argument("--device", default=b, help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
+    r.add_argument("--threads", type=int, default=b, help="CPU threads for torch (default 0: this process's share of the cores)")
+    r.add_argument("--bf16", choices=("auto", "on", "off"), default=b, help="bf16 autocast (auto: on for CUDA)")
+    r.add_argument("--compile", action="store_true", default=b, help="torch.compile the generator and the critic's forward")
+    r.add_argument("--checkpoint-every", type=int, default=b, help="steps between checkpoints (paper: 1000; laptop: 400)")
+    r.add_argument("--keep-checkpoints", type=int, default=b, help="how many recent checkpoints to keep besides the best (default 3)")
+    r.add_argument("--preview-every", type=int, default=b, help="steps between WAV/PNG previews (paper: 1000; laptop: 400; 0 off)")
+    r.add_argument("--preview-latents", type=int, default=b, help="fixed latents per category in previews (default 4)")
+    r.add_argument("--log-every", type=int, default=b, help="steps between loss log lines/TensorBoard points (default 20)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    r.add_argument("--inject-nan-at", type=int, default=-1, help=argparse.SUPPRESS)
+    r.add_argument("--inject-nan-at", type=int, default=b, help=argparse.SUPPRESS)
+
+
+# Recipe values that only WaveGAN has: a recipe applied to --arch specgan leaves them at the defaults.
+WAVEGAN_ONLY = ("upsample", "conditioning", "envelope", "spectral_critics", "augment", "post_filter_taps", "init")
+
+
+def resolve_config(cache: str, out: str, recipe: str = "paper", **given) -> TrainConfig:
+    """The recipe's values, then what was given explicitly: the final config."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    values = dict(RECIPES[recipe])
+    if given.get("arch", values.get("arch", "wavegan")) == "specgan":
+        values = {k: v for k, v in values.items() if k not in WAVEGAN_ONLY}
+    return TrainConfig(cache=cache, out=out, recipe=recipe, **{**values, **given})
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    values["cache"], values["out"] = str(args.cache), str(args.out)
-    values["progress"] = not args.quiet
-    return TrainConfig(**values)
+    names = {f.name for f in fields(TrainConfig)} - {"cache", "out", "recipe", "progress"}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    for flag in ("mbstd", "envelope"):
+        if flag in given:
+            given[flag] = given[flag] == "on"
+    return resolve_config(str(args.cache), str(args.out), args.recipe, progress=not args.quiet, **given)

@@ -28,6 +28,9 @@ from typing import Callable
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
+
+from instrument.files import write_atomic
 
 from .errors import DatasetError
 from .ingest import DEFAULT_CATEGORIES
@@ -383,7 +386,6 @@ def write_corpus(
     for c in categories:
         (out / c).mkdir(parents=True, exist_ok=True)
     tasks = [(c, i, seed, sample_rate, n, str(out), subtype) for c in categories for i in range(per_category)]
-    from tqdm import tqdm
 
     with tqdm(total=len(tasks), unit="file", desc="synth", disable=not progress, dynamic_ncols=True) as bar:
         if jobs > 1 and len(tasks) >= 64:
@@ -408,6 +410,5 @@ def write_corpus(
         "subtype": subtype,
         "files": files,
     }
-    with open(out / "corpus.json", "w", encoding="utf-8") as f:
-        json.dump(desc, f, indent=1)
+    write_atomic(out / "corpus.json", json.dumps(desc, indent=1))
     return desc

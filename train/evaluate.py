@@ -10,6 +10,12 @@
 - **Nearest neighbour (copying check)**: distance in the classifier's embedding from each generated clip
   to the closest training clip, against the same distance for held-out real clips. Generated clips much
   closer to the training set than new real recordings are would be memorised copies.
+- **Diversity**: per category, the mean pairwise distance between generated clips in the classifier's
+  embedding, as a fraction of the same for real clips of that category. 1 means as varied as the data;
+  a collapsed generator (one sound whatever the latent) approaches 0.
+- **Periodic artefact**: how much louder the average spectrum is at multiples of fs/16 (where WaveGAN's
+  strides put checkerboard tones) than the bins around them, in dB, for generated clips and for real
+  clips. Generated above real means the model adds a buzz the data does not have.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
+
+from instrument.picture import write_spectrogram_png
 
 from .cache import DatasetCache
 from .checkpoint import load_synthesizer
 from .classifier import load_classifier
 from .errors import CheckpointError
-from .metrics import inception_score, nearest_neighbour_distances
+from .metrics import inception_score, mean_pairwise_distance, nearest_neighbour_distances, periodic_artefact_db
 from .models import sample_latents
 from .previews import render
 
@@ -32,9 +41,13 @@ MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str | Path | None = None, per_category: int = 128,
-             seed: int = 0, bank_size: int = 2000, png: Path | None = None) -> dict:
-    synth, spec, state = load_synthesizer(checkpoint)
-    clf = load_classifier(classifier_path)
+             seed: int = 0, bank_size: int = 2000, png: Path | None = None, device: str = "cpu", weights: str = "auto",
+             progress: bool = False) -> dict:
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(f"--device {device} asked for CUDA, but PyTorch sees no GPU here; use --device cpu or auto")
+    synth, spec, state = load_synthesizer(checkpoint, dev, weights)
+    clf = load_classifier(classifier_path, dev)
     if clf.sample_rate != spec.sample_rate:
         raise CheckpointError(f"the classifier works at {clf.sample_rate} Hz, the generator at {spec.sample_rate} Hz; "
                               "train a classifier on a cache at the generator's rate")
@@ -46,15 +59,18 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
             raise CheckpointError(f"the classifier does not know categories {missing} (it knows {clf.categories}); "
                                   "train it on the generator's cache")
     g = torch.Generator().manual_seed(seed)
-    report: dict = {"checkpoint": str(checkpoint), "model": spec.describe(), "step": int(state["step"]),
-                    "classifier_test_accuracy": clf.info["test_accuracy"], "per_category": per_category}
+    report: dict = {"checkpoint": str(checkpoint), "model": spec.describe(), "step": int(state["step"]), "weights": state["weights"],
+                    "classifier_test_accuracy": clf.info["test_accuracy"], "per_category": per_category, "device": str(dev)}
 
+    # one tick per category generated, per neighbouring mixture, for the real reference and for the copying check
+    bar = tqdm(total=2 * spec.n_categories + 1, unit="stage", desc="evaluate", disable=not progress, dynamic_ncols=True)
     generated, requested = [], []
     for k in range(spec.n_categories):
         cat = torch.zeros(per_category, spec.n_categories)
         cat[:, k] = 1
         generated.append(render(synth, sample_latents(per_category, spec.latent_dim, g), cat))
         requested += [k] * per_category
+        bar.update(1)
     audio = np.concatenate(generated)
     probs = clf.predict_proba(audio)
     report["inception_score_generated"] = inception_score(probs)
@@ -66,7 +82,9 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
         acc = {c: float(pred[req == k, k].mean()) for k, c in enumerate(spec.categories)}
         report["category_accuracy"] = acc
         report["category_accuracy_mean"] = float(np.mean(list(acc.values())))
-        report["mixtures"] = _mixtures(synth, spec, clf, col, g, max(16, per_category // 4))
+        report["mixtures"] = _mixtures(synth, spec, clf, col, g, max(16, per_category // 4), lambda: bar.update(1))
+    else:
+        bar.update(spec.n_categories - 1)
 
     with DatasetCache.open(cache_dir) as cache:
         test_idx = np.asarray(clf.info.get("test_index") or [], np.int64)
@@ -79,12 +97,19 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
         else:
             report["real_reference"] = "the classifier's held-out test clips"
         real_test = np.asarray(cache.clips[test_idx])
+        real_labels = np.asarray([cache.categories[k] for k in cache.category_index[test_idx]])
         train_pool = np.setdiff1d(np.arange(len(cache)), test_idx)
         bank_idx = np.sort(rng.choice(train_pool, min(len(train_pool), bank_size), replace=False))
         bank = clf.embed(np.asarray(cache.clips[bank_idx]))
     report["inception_score_real"] = inception_score(clf.predict_proba(real_test))
-    d_gen = nearest_neighbour_distances(clf.embed(audio), bank)
-    d_real = nearest_neighbour_distances(clf.embed(real_test), bank)
+    bar.update(1)
+    emb_gen, emb_real = clf.embed(audio), clf.embed(real_test)
+    report["diversity"] = _diversity(spec, emb_gen, requested, emb_real, real_labels)
+    report["periodic_artefact_db"] = {"generated": periodic_artefact_db(audio, spec.sample_rate),
+                                      "real": periodic_artefact_db(real_test, spec.sample_rate)}
+    report["periodic_artefact_db"]["excess"] = report["periodic_artefact_db"]["generated"] - report["periodic_artefact_db"]["real"]
+    d_gen = nearest_neighbour_distances(emb_gen, bank)
+    d_real = nearest_neighbour_distances(emb_real, bank)
     threshold = float(np.percentile(d_real, 5))
     report["nearest_neighbour"] = {
         "generated_median": float(np.median(d_gen)),
@@ -93,9 +118,9 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
         "fraction_closer_than_5pct_of_real": float((d_gen < threshold).mean()),
         "training_clips_searched": int(len(bank)),
     }
+    bar.update(1)
+    bar.close()
     if png is not None:
-        from instrument.picture import write_spectrogram_png
-
         show = [a for k in range(spec.n_categories) for a in generated[k][:4]]
         labels = [spec.categories[k] for k in range(spec.n_categories) for _ in range(min(4, per_category))]
         write_spectrogram_png(png, show, spec.sample_rate, labels, columns=min(4, per_category))
@@ -103,7 +128,23 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
     return report
 
 
-def _mixtures(synth, spec, clf, col: list[int], g: torch.Generator, n: int) -> list[dict]:
+def _diversity(spec, emb_gen: np.ndarray, requested: list[int], emb_real: np.ndarray, real_labels: np.ndarray) -> dict:
+    """Per category: mean pairwise embedding distance of generated clips / that of real clips of the
+    category (the whole real reference when the model is unconditional or the category has < 2 clips)."""
+    req = np.asarray(requested)
+    out: dict = {"per_category": {}, "generated": {}, "real": {}}
+    for k, name in enumerate(spec.categories):
+        real = emb_real[real_labels == name] if spec.n_categories > 1 else emb_real
+        if len(real) < 2:
+            real = emb_real
+        g, r = mean_pairwise_distance(emb_gen[req == k]), mean_pairwise_distance(real)
+        out["generated"][name], out["real"][name] = g, r
+        out["per_category"][name] = g / max(r, 1e-12)
+    out["min"] = float(min(out["per_category"].values()))
+    return out
+
+
+def _mixtures(synth, spec, clf, col: list[int], g: torch.Generator, n: int, tick=lambda: None) -> list[dict]:
     out = []
     for a in range(spec.n_categories - 1):
         b = a + 1
@@ -117,11 +158,13 @@ def _mixtures(synth, spec, clf, col: list[int], g: torch.Generator, n: int) -> l
             shares.append(float(np.mean(pb / np.maximum(pa + pb, 1e-9))))
         out.append({"from": spec.categories[a], "to": spec.categories[b], "weights": list(MIX_WEIGHTS), "share_of_to": shares,
                     "monotonic": bool(all(y >= x - 0.02 for x, y in zip(shares, shares[1:])))})
+        tick()
     return out
 
 
 def format_report(r: dict) -> str:
-    lines = [f"{r['checkpoint']}: {r['model']}, step {r['step']}",
+    weights = " (the generator's moving average)" if r.get("weights") == "ema" else ""
+    lines = [f"{r['checkpoint']}: {r['model']}, step {r['step']}{weights}",
              f"classifier test accuracy on real clips: {r['classifier_test_accuracy']:.1%}"]
     if "category_accuracy" in r:
         lines.append(f"generated clips classified as the requested category ({r['per_category']} per category):")
@@ -129,6 +172,14 @@ def format_report(r: dict) -> str:
             lines.append(f"  {c:<24} {a:6.1%}")
         lines.append(f"  {'mean':<24} {r['category_accuracy_mean']:6.1%}")
     lines.append(f"inception score: generated {r['inception_score_generated']:.2f}, real {r['inception_score_real']:.2f} ({r['real_reference']})")
+    div = r.get("diversity")
+    if div:
+        per = ", ".join(f"{c} {v:.0%}" for c, v in div["per_category"].items())
+        lines.append(f"diversity (mean pairwise embedding distance, generated / real): {per}")
+    art = r.get("periodic_artefact_db")
+    if art:
+        lines.append(f"periodic artefact at multiples of fs/16: generated {art['generated']:+.1f} dB, real {art['real']:+.1f} dB "
+                     f"(excess {art['excess']:+.1f} dB; above 0 means a buzz the data does not have)")
     for m in r.get("mixtures", []):
         shares = "  ".join(f"{w:.2f}->{s:.2f}" for w, s in zip(m["weights"], m["share_of_to"]))
         lines.append(f"mixture {m['from']} -> {m['to']}: weight->share {shares} ({'monotonic' if m['monotonic'] else 'NOT monotonic'})")

@@ -57,6 +57,18 @@ def nearest_neighbour_distances(queries: np.ndarray, bank: np.ndarray, chunk: in
     return out
 
 
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    """Mean Euclidean distance between distinct rows of ``x : [N, D]`` (0 for N < 2): how spread a set of
+    clips is in an embedding. A generator that makes one clip whatever the latent scores 0."""
+    x = np.asarray(x, np.float64)
+    n = len(x)
+    if n < 2:
+        return 0.0
+    sq = (x * x).sum(axis=1)
+    d2 = np.maximum(sq[:, None] - 2 * x @ x.T + sq[None, :], 0.0)
+    return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean())
+
+
 def periodic_artefact_db(audio: np.ndarray, sample_rate: int = 16000, period_hz: float = 1000.0) -> float:
     """How much louder the spectrum is at multiples of ``period_hz`` (fs/16: the strides of the last two
     layers put checkerboard tones at fs/4 and fs/16 multiples) than in the bins around them, in dB,

@@ -14,12 +14,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import ARCHITECTURES, UPSAMPLE_MODES, VIEW_SIZES
+from .critics import CriticSet, SpectralCritic
 from .errors import ModelError
-from .spectral import CLIP_NSTD
 from .specgan import SpecGANDiscriminator, SpecGANGenerator
+from .spectral import CLIP_NSTD
 from .stft import DFTConv, SpecToAudio, log_magnitude
 from .wavegan import WaveGANDiscriminator, WaveGANGenerator, wavegan_strides
-
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class ModelSpec:
     model_dim: int = 64
     upsample: str = "transpose"  # WaveGAN
     post_filter_taps: int = 0  # WaveGAN
+    conditioning: str = "bias"  # WaveGAN: "bias" or "film"
+    envelope: bool = False  # WaveGAN: a learned amplitude envelope multiplies the output
     phase_shuffle: int = 2  # WaveGAN critic
     view: str = "128"  # SpecGAN
     griffin_lim_iters: int = 32  # SpecGAN
@@ -49,6 +51,8 @@ class ModelSpec:
             wavegan_strides(self.n_samples)  # raises with the fix
             if self.upsample not in UPSAMPLE_MODES:
                 raise ModelError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
+            if self.conditioning not in ("bias", "film"):
+                raise ModelError(f"conditioning must be 'bias' or 'film', got {self.conditioning!r}")
         else:
             if self.n_samples != 16384:
                 raise ModelError(f"SpecGAN works on 16384-sample clips (128x128 spectrograms), the cache has {self.n_samples}; "
@@ -75,7 +79,9 @@ class ModelSpec:
 
     def describe(self) -> str:
         if self.architecture == "wavegan":
-            extra = f"upsample={self.upsample}" + (f", post filter {self.post_filter_taps} taps" if self.post_filter_taps else "")
+            extra = (f"upsample={self.upsample}" + (f", post filter {self.post_filter_taps} taps" if self.post_filter_taps else "")
+                     + (f", {self.conditioning} conditioning" if self.conditioning != "bias" else "")
+                     + (", envelope" if self.envelope else ""))
         else:
             extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
         return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "
@@ -84,14 +90,25 @@ class ModelSpec:
 
 def build_generator(spec: ModelSpec) -> nn.Module:
     if spec.architecture == "wavegan":
-        return WaveGANGenerator(spec.n_categories, spec.n_samples, spec.latent_dim, spec.model_dim, spec.upsample, spec.post_filter_taps)
+        return WaveGANGenerator(spec.n_categories, spec.n_samples, spec.latent_dim, spec.model_dim, spec.upsample, spec.post_filter_taps,
+                                spec.conditioning, spec.envelope)
     return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
 
 
-def build_discriminator(spec: ModelSpec) -> nn.Module:
+def build_discriminator(spec: ModelSpec, mbstd: bool = False) -> nn.Module:
+    """The architecture's own critic: WaveGAN's on samples, SpecGAN's on images."""
     if spec.architecture == "wavegan":
-        return WaveGANDiscriminator(spec.n_categories, spec.n_samples, spec.model_dim, spec.phase_shuffle)
-    return SpecGANDiscriminator(spec.n_categories, spec.view, spec.model_dim)
+        return WaveGANDiscriminator(spec.n_categories, spec.n_samples, spec.model_dim, spec.phase_shuffle, mbstd)
+    return SpecGANDiscriminator(spec.n_categories, spec.view, spec.model_dim, mbstd)
+
+
+def build_critics(spec: ModelSpec, spectral_resolutions: tuple[int, ...] = (), mbstd: bool = False) -> CriticSet:
+    """The architecture's critic plus a :class:`~train.critics.SpectralCritic` per STFT size (WaveGAN only),
+    each ``model_dim`` channels wide at its first layer."""
+    if spectral_resolutions and spec.architecture != "wavegan":
+        raise ModelError("spectral critics judge waveforms: they exist for WaveGAN, not SpecGAN")
+    return CriticSet(build_discriminator(spec, mbstd),
+                     [SpectralCritic(spec.n_categories, n, spec.model_dim, mbstd) for n in spectral_resolutions])
 
 
 class RealTransform(nn.Module):

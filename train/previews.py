@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from instrument.files import atomic_file
 from instrument.picture import write_spectrogram_png
 
 from .models import ModelSpec, sample_latents
@@ -59,16 +60,18 @@ def write_preview(folder: Path, step: int, audio: np.ndarray, labels: list[str],
 
 
 class LossLog:
-    """Appends ``step, loss_d, loss_g, wasserstein, gp, score`` rows to ``losses.csv``; survives resumes
+    """Appends ``step, loss_d, loss_g, wasserstein, gp, score, mode_seeking`` rows to ``losses.csv``; survives resumes
     (rows past the resumed step are dropped, so a rolled-back stretch is not plotted twice)."""
 
-    FIELDS = ("step", "loss_d", "loss_g", "wasserstein", "gradient_penalty", "spectral_distance_db")
+    # "wasserstein" is the critics' real-minus-fake score gap (the Wasserstein estimate under WGAN-GP);
+    # "gradient_penalty" is WGAN-GP's penalty or, for hinge/ns, R1 on the steps that compute it
+    FIELDS = ("step", "loss_d", "loss_g", "wasserstein", "gradient_penalty", "spectral_distance_db", "mode_seeking")
 
     def __init__(self, path: Path, resume_step: int) -> None:
         self.path = path
         rows = self.read(path)
         rows = [r for r in rows if r["step"] <= resume_step]
-        with open(path, "w", newline="") as f:
+        with atomic_file(path, "w", newline="") as f:  # a kill here keeps the old log
             w = csv.writer(f)
             w.writerow(self.FIELDS)
             for r in rows:
@@ -97,10 +100,10 @@ def write_loss_png(csv_path: Path, png_path: Path) -> Path | None:
     rows = LossLog.read(csv_path)
     if not rows:
         return None
-    import matplotlib
+    import matplotlib  # matplotlib (heavy): only for the loss plot
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib import pyplot as plt  # after choosing the backend
 
     step = np.array([r["step"] for r in rows])
     fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
@@ -110,8 +113,10 @@ def write_loss_png(csv_path: Path, png_path: Path) -> Path | None:
         axes[0].plot(ls, [r[k] for r in losses], label=label, lw=0.8)
     axes[0].legend()
     axes[0].set_ylabel("loss")
-    axes[1].plot(ls, [r["wasserstein"] for r in losses], label="Wasserstein estimate E[D(real)] - E[D(fake)]", lw=0.8)
-    axes[1].plot(ls, [r["gradient_penalty"] for r in losses], label="gradient penalty", lw=0.8)
+    axes[1].plot(ls, [r["wasserstein"] for r in losses], label="critic gap E[D(real)] - E[D(fake)] (Wasserstein estimate for WGAN-GP)", lw=0.8)
+    axes[1].plot(ls, [r["gradient_penalty"] for r in losses], label="gradient penalty (WGAN-GP) or R1", lw=0.8)
+    if any(not np.isnan(r["mode_seeking"]) for r in losses):
+        axes[1].plot(ls, [r["mode_seeking"] for r in losses], label="mode-seeking term", lw=0.8)
     axes[1].legend()
     sd = np.array([r["spectral_distance_db"] for r in rows])
     ok = ~np.isnan(sd)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .audio_io import AUDIO_EXTENSIONS, DecodeError, read_mono
 from .classifier import load_classifier
@@ -64,8 +65,6 @@ def sort_recordings(source: str | Path, root: str | Path, classifier: str | Path
     report = SortReport({c: [] for c in clf.categories})
     it = files
     if progress:
-        from tqdm import tqdm
-
         it = tqdm(files, unit="file", desc="sort", dynamic_ncols=True)
     for path in it:
         rel = str(path.relative_to(source))

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import VIEW_SIZES
+from .critics import minibatch_stddev
 from .errors import ModelError
 
 KERNEL = 5
@@ -57,11 +58,12 @@ class SpecGANGenerator(nn.Module):
 class SpecGANDiscriminator(nn.Module):
     """Projection critic: ``image : [B, S, S]``, ``category : [B, n_categories]`` -> ``score : [B]``."""
 
-    def __init__(self, n_categories: int, view: str = "128", d: int = 64) -> None:
+    def __init__(self, n_categories: int, view: str = "128", d: int = 64, mbstd: bool = False) -> None:
         super().__init__()
         chans = specgan_channels(d, view)[::-1]  # 128: [1, d, 2d, 4d, 8d, 16d]
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], KERNEL, 2, padding=2) for i in range(len(chans) - 1))
-        self.features = chans[-1] * 16
+        self.mbstd = mbstd
+        self.features = (chans[-1] + int(mbstd)) * 16
         self.out = nn.Linear(self.features, 1)
         self.embed = nn.Linear(n_categories, self.features, bias=False)
 
@@ -69,5 +71,7 @@ class SpecGANDiscriminator(nn.Module):
         x = image[:, None]  # [B, 1, 128, 128]
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.2)  # [B,64,64,64] -> [B,128,32,32] -> [B,256,16,16] -> [B,512,8,8] -> [B,1024,4,4]
+        if self.mbstd:
+            x = minibatch_stddev(x)  # [B, 16d + 1, 4, 4]
         phi = x.flatten(1)  # [B, 16*16d]
         return self.out(phi)[:, 0] + (self.embed(category) * phi).sum(dim=1)  # [B]

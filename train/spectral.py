@@ -115,8 +115,3 @@ def normalise(logmag: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarr
     """Per-bin standardise, clip at 3 sigma, scale to [-1, 1]. ``logmag : [B, F, N]``, stats ``[F]``."""
     z = (logmag - mean[None, :, None]) / std[None, :, None]
     return (np.clip(z, -CLIP_NSTD, CLIP_NSTD) / CLIP_NSTD).astype(np.float32)
-
-
-def denormalise(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`normalise` (up to the clipping): [-1, 1] image -> log magnitude."""
-    return (image * CLIP_NSTD * std[None, :, None] + mean[None, :, None]).astype(np.float32)

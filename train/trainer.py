@@ -1,20 +1,21 @@
-"""The WGAN-GP trainer (Gulrajani et al. 2017, as used by Donahue et al. 2019), reading top to bottom:
-set-up (device, distributed, data, networks, resume), then the loop (n_critic critic steps, one
-generator step), with checkpoints, previews and a NaN guard on the way.
+"""The trainer, reading top to bottom: set-up (device, threads, distributed, data, networks, resume),
+then the loop (``n_critic`` critic updates and one generator update a step, as the recipe says; the
+updates themselves are in :mod:`train.adversarial`), with checkpoints, previews and a NaN guard on the way.
 
-Run it through ``gesturegan train CACHE --out RUN``; ``torchrun --nproc-per-node N -m export train ...``
-trains data-parallel (DistributedDataParallel; NCCL on GPUs, gloo on CPU). Re-running the same command
-resumes from the newest readable checkpoint in RUN.
+Run it through ``gesturegan train CACHE --out RUN``; data-parallel training is
+``torchrun --nproc-per-node N --no-python gesturegan train CACHE --out RUN`` (see :mod:`train.runtime`).
+Re-running the same command resumes from the newest readable checkpoint in RUN.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,62 +23,22 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from train import checkpoint as ckpt
+from train.adversarial import AdversarialSteps, Networks
 from train.cache import DatasetCache, write_json_atomic
 from train.config import TrainConfig
+from train.critics import MBSTD_GROUP
 from train.errors import DatasetError, TrainingError
 from train.metrics import spectral_distance_db, spectral_profile
-from train.models import ModelSpec, RealTransform, Synthesizer, build_discriminator, build_generator, sample_latents
+from train.models import ModelSpec, RealTransform, Synthesizer, build_critics, build_generator, sample_latents
 from train.previews import LossLog, preview_inputs, render, write_loss_png, write_preview
+from train.runtime import BatchSampler, Distributed, select_device, set_threads
+from train.wavegan import kaiming_init
 
 MAX_ROLLBACKS = 3
 SCORE_LATENTS = 32  # per category, for the checkpoint score
-
-
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"--device {name} asked for CUDA, but PyTorch sees no GPU here; use --device cpu or auto")
-    return dev
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> "Distributed":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-class BatchSampler:
-    """Random clip indices: ``balanced`` picks a category uniformly, then a clip of it; ``uniform`` picks
-    any clip. Indices come back sorted, which keeps reads from the memory-mapped cache local."""
-
-    def __init__(self, category_index: np.ndarray, n_categories: int, mode: str, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.mode = mode
-        self.by_cat = [np.flatnonzero(category_index == k) for k in range(n_categories)]
-        self.present = np.array([k for k, idx in enumerate(self.by_cat) if len(idx)])
-        self.n = len(category_index)
-
-    def indices(self, batch: int) -> np.ndarray:
-        if self.mode == "uniform":
-            return np.sort(self.rng.integers(0, self.n, batch))
-        cats = self.rng.choice(self.present, batch)
-        return np.sort(np.array([self.by_cat[c][self.rng.integers(len(self.by_cat[c]))] for c in cats]))
 
 
 class Trainer:
@@ -89,7 +50,11 @@ class Trainer:
             raise TrainingError(f"--batch-size {c.batch_size} must be divisible by the {self.dist.world} processes; "
                                 f"use {c.batch_size // self.dist.world * self.dist.world or self.dist.world}")
         self.local_batch = c.batch_size // self.dist.world
+        if c.mbstd and self.local_batch % MBSTD_GROUP:
+            raise TrainingError(f"--mbstd on needs a per-process batch divisible by {MBSTD_GROUP} (groups of real clips must not mix "
+                                f"with generated ones); --batch-size {c.batch_size} gives {self.local_batch}")
         self.device = select_device(c.device, self.dist.local_rank)
+        self.threads = set_threads(c.threads, self.dist.world) if self.device.type == "cpu" else torch.get_num_threads()
         if self.dist.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.bf16 = c.bf16 == "on" or (c.bf16 == "auto" and self.device.type == "cuda")
@@ -110,11 +75,19 @@ class Trainer:
             categories = tuple(self.cache.categories)
             self.labels = self.cache.category_index
         self.stats = self.cache.spectral_stats(c.view) if c.arch == "specgan" else None
-        self.spec = ModelSpec(c.arch, categories, self.cache.sample_rate, self.cache.clip_samples, c.latent_dim, c.model_dim,
-                              c.upsample, c.post_filter_taps, c.phase_shuffle, c.view, c.griffin_lim_iters)
+        self.spec = ModelSpec(c.arch, categories, self.cache.sample_rate, self.cache.clip_samples, latent_dim=c.latent_dim,
+                              model_dim=c.model_dim, upsample=c.upsample, post_filter_taps=c.post_filter_taps, conditioning=c.conditioning,
+                              envelope=c.envelope, phase_shuffle=c.phase_shuffle, view=c.view, griffin_lim_iters=c.griffin_lim_iters)
 
-        self.G = build_generator(self.spec).to(self.device)
-        self.D = build_discriminator(self.spec).to(self.device)
+        # the networks' initial weights come from --seed too (a resumed run overwrites them from its checkpoint)
+        torch.manual_seed(int(np.random.default_rng([c.seed, 0xC0FFEE]).integers(2**62)))
+        self.G = build_generator(self.spec)
+        if c.init == "kaiming":
+            kaiming_init(self.G)
+        self.G = self.G.to(self.device)
+        # the moving average of the generator's weights (--ema): what previews, scores and exports use
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema > 0 else None
+        self.D = build_critics(self.spec, c.spectral_resolutions, c.mbstd).to(self.device)
         self.real_transform = RealTransform(self.spec, self.stats).to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), c.lr, betas=(c.beta1, c.beta2))
@@ -176,9 +149,14 @@ class Trainer:
             # even if the cache was rebuilt with more recordings since
             self.stats = tuple(np.asarray(v, np.float32) for v in state["spectral_stats"])
             self.real_transform = RealTransform(self.spec, self.stats).to(self.device)
+        critic = state["discriminator"]
+        if not any(k.startswith("main.") for k in critic):
+            critic = {f"main.{k}": v for k, v in critic.items()}  # written before critics were a set: the architecture's alone
         try:
             self.G.load_state_dict(state["generator"])
-            self.D.load_state_dict(state["discriminator"])
+            self.D.load_state_dict(critic)
+            if self.G_ema is not None:  # a run that starts averaging on resume starts from the live weights
+                self.G_ema.load_state_dict(state.get("generator_ema") or state["generator"])
         except RuntimeError as e:
             raise ckpt.CheckpointError(f"{path} does not fit this architecture: {str(e).splitlines()[0]}") from e
         self.opt_g.load_state_dict(state["opt_g"])
@@ -199,6 +177,8 @@ class Trainer:
         if self.config.compile:
             self.g_train = torch.compile(self.g_train)
             self.d_for_g = torch.compile(self.D)
+        nets = Networks(self.G, self.D, self.g_train, self.d_train, self.d_for_g, self.real_transform, self.opt_g, self.opt_d)
+        self.steps = AdversarialSteps(self.config, nets, self.device, self._autocast, self._finite_everywhere)
         self._reseed()
 
     def _reseed(self) -> None:
@@ -235,66 +215,29 @@ class Trainer:
             dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         return bool(ok.item())
 
-    def critic_step(self) -> dict[str, torch.Tensor] | None:
-        c = self.config
-        clips, cat = self._real_batch()
-        b = clips.shape[0]
-        with torch.no_grad():
-            real = self.real_transform(clips)  # [B, T] or [B, S, S]
-            with self._autocast():
-                fake = self.G(sample_latents(b, c.latent_dim, device=self.device), cat).float()
-        alpha = torch.rand((b,) + (1,) * (real.dim() - 1), device=self.device)
-        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        with self._autocast():
-            # one forward over real, fake and interpolates: one DDP reduction, one launch per layer
-            scores = self.d_train(torch.cat([real, fake, mixed]), cat.repeat(3, 1)).float()
-        s_real, s_fake, s_mixed = scores.split(b)
-        grad = torch.autograd.grad(s_mixed.sum(), mixed, create_graph=True)[0]
-        gp = ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
-        wdist = s_real.mean() - s_fake.mean()
-        loss = -wdist + c.gp_lambda * gp
-        if self.step == c.inject_nan_at and not self.nan_injected:
-            self.nan_injected = True
-            loss = loss * float("nan")
-        if not self._finite_everywhere(loss):
-            return None
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
-        return {"loss_d": loss.detach(), "wasserstein": wdist.detach(), "gradient_penalty": gp.detach()}
-
-    def generator_step(self) -> torch.Tensor | None:
-        c = self.config
-        cat = self._fake_labels()
-        for p in self.D.parameters():
-            p.requires_grad_(False)
-        try:
-            with self._autocast():
-                fake = self.g_train(sample_latents(self.local_batch, c.latent_dim, device=self.device), cat)
-                loss = -self.d_for_g(fake, cat).float().mean()
-            if not self._finite_everywhere(loss):
-                return None
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
-        finally:
-            for p in self.D.parameters():
-                p.requires_grad_(True)
-        return loss.detach()
-
     def _fake_labels(self) -> torch.Tensor:
-        """Categories for a generator batch, drawn like the real batches' (balanced or by clip count)."""
-        if self.config.sampling == "uniform":
-            k = self.labels[self.sampler.indices(self.local_batch)]
-        else:
-            k = self.sampler.rng.choice(self.sampler.present, self.local_batch)
+        k = self.sampler.categories(self.local_batch, self.labels)
         return torch.nn.functional.one_hot(torch.from_numpy(k), self.spec.n_categories).float().to(self.device)
 
     # -- checkpoints, previews, rollback --------------------------------------------------------------
 
+    def _g_out(self) -> nn.Module:
+        """The generator that is scored, previewed and exported: the moving average where there is one."""
+        return self.G if self.G_ema is None else self.G_ema
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """After each generator update: average = decay x average + (1 - decay) x live weights. The decay
+        ramps up from 0.5 (step 0) so the average is not held back by the random initial weights."""
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        for avg, live in zip(self.G_ema.parameters(), self.G.parameters()):
+            avg.lerp_(live.detach(), 1 - decay)
+        for avg, live in zip(self.G_ema.buffers(), self.G.buffers()):
+            avg.copy_(live)
+
     def _score(self) -> float:
         g = torch.Generator().manual_seed(777)
-        synth = Synthesizer(self.spec, self.G, self.stats).to(self.device)
+        synth = Synthesizer(self.spec, self._g_out(), self.stats).to(self.device)
         generated = {}
         for k in self.reference:
             z = sample_latents(SCORE_LATENTS, self.spec.latent_dim, g)
@@ -311,6 +254,7 @@ class Trainer:
         state = ckpt.new_state(
             spec=self.spec.to_json(), config=self.config.to_json(), step=self.step,
             generator=self.G.state_dict(), discriminator=self.D.state_dict(),
+            generator_ema=None if self.G_ema is None else self.G_ema.state_dict(),
             opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(),
             best_score=self.best_score, score=value,
             spectral_stats=None if self.stats is None else [s.tolist() for s in self.stats],
@@ -341,7 +285,7 @@ class Trainer:
 
     def _preview(self, writer) -> None:
         z, cat, labels = preview_inputs(self.spec, self.config.preview_latents, self.config.seed)
-        audio = render(Synthesizer(self.spec, self.G, self.stats).to(self.device), z, cat)
+        audio = render(Synthesizer(self.spec, self._g_out(), self.stats).to(self.device), z, cat)
         wav, png = write_preview(self.out / "previews", self.step, audio, labels, self.spec.sample_rate, self.config.preview_latents)
         if writer is not None:
             for i, name in enumerate(self.spec.categories):
@@ -351,8 +295,8 @@ class Trainer:
 
     def train(self) -> dict:
         c = self.config
-        summary = {"run": str(self.out), "model": self.spec.describe(), "device": str(self.device), "bf16": self.bf16,
-                   "processes": self.dist.world, "start_step": self.step}
+        summary = {"run": str(self.out), "model": self.spec.describe(), "recipe": c.recipe, "device": str(self.device), "bf16": self.bf16,
+                   "threads": self.threads, "processes": self.dist.world, "start_step": self.step}
         if self.step >= c.steps:
             self.log(f"{self.out} is already trained to step {self.step} (--steps {c.steps}); raise --steps to continue")
             summary.update(end_step=self.step, steps_per_second=None)
@@ -362,8 +306,6 @@ class Trainer:
         losses = LossLog(self.out / "losses.csv", self.step) if self.dist.main else None
         bar = None
         if self.dist.main and c.progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=c.steps, initial=self.step, unit="step", desc=f"train {c.arch}", dynamic_ncols=True)
         acc: dict[str, list[torch.Tensor]] = {}
         t0, s0 = time.perf_counter(), self.step
@@ -425,14 +367,19 @@ class Trainer:
     def _one_step(self) -> dict[str, torch.Tensor] | None:
         out: dict[str, torch.Tensor] = {}
         for _ in range(self.config.n_critic):
-            m = self.critic_step()
+            if self.step == self.config.inject_nan_at and not self.nan_injected:
+                self.nan_injected = True
+                self.steps.poison_next = True
+            m = self.steps.critic_step(*self._real_batch())
             if m is None:
                 return None
-            out = m
-        loss_g = self.generator_step()
-        if loss_g is None:
+            out.update(m)
+        g = self.steps.generator_step(self._fake_labels())
+        if g is None:
             return None
-        out["loss_g"] = loss_g
+        if self.G_ema is not None:
+            self._update_ema()
+        out.update(g)
         return out
 
     def _oom(self, e: BaseException) -> TrainingError:
@@ -445,7 +392,7 @@ class Trainer:
 
     def _tensorboard(self):
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard may not be installed
         except ImportError:
             self.log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
             return None
@@ -457,9 +404,14 @@ class Trainer:
         if self.dist.main:
             write_loss_png(self.out / "losses.csv", self.out / "losses.png")
 
-    def close(self) -> None:
+    def close(self, *, finished: bool = True) -> None:
+        """Release the cache and the process group. ``finished``: every rank got here normally, so they meet
+        at a barrier first and none tears its sockets down while a peer's last collective is still in flight
+        (one CI run saw rank 0 abort in gloo as the run ended). After an error a peer may never arrive: no barrier."""
         self.cache.close()
         if self.dist.world > 1 and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -482,9 +434,12 @@ def _test_kill_hook(step: int):
 def train(config: TrainConfig, log=print) -> dict:
     trainer = Trainer(config, log)
     try:
-        return trainer.train()
-    finally:
-        trainer.close()
+        summary = trainer.train()
+    except BaseException:
+        trainer.close(finished=False)
+        raise
+    trainer.close()
+    return summary
 
 
 def summary_json(summary: dict) -> str:

@@ -9,6 +9,18 @@ Conditioning. The generator takes category *weights* ``[B, n_categories]`` (one-
 convex mixture at inference). They enter linearly -- concatenated to the latent before the dense layer
 and as a per-layer, per-channel bias -- so a mixture of two categories is the same mixture of their
 feature offsets, which is what makes interpolation land *between* categories instead of off the data.
+``conditioning="film"`` adds a per-layer, per-channel *scale* ``1 + W_l y`` (FiLM, Perez et al. 2018;
+conditional normalisation without the normalisation): a category can then switch whole feature
+channels on and off -- the ringing partials of a bell, the pulse of a roll -- not only shift them. Its
+weights start at zero, so training starts from the bias-only model; mixtures stay linear in ``y``.
+
+Envelope (``envelope=True``). A gesture is first of all an amplitude envelope: a hit decays, a swell
+rises, a roll pulses. The plain generator can only make silence by driving every layer's output to
+exactly zero -- with per-channel biases and upsampling kernels that fight it, so early models hiss
+where the data is silent. The envelope head reads the third layer's input (256 steps for 16384
+samples: 4 ms a step), makes one sigmoid gain per step (its logits scaled by ``ENVELOPE_RATE``), interpolates it linearly to the output rate
+and multiplies the waveform by it: silence is a gain near 0, an attack a jump of the gain, and the
+upsampling layers are left to make the sound inside the envelope.
 The discriminator is a projection discriminator (Miyato & Koyama, ICLR 2018): ``D(x, y) = psi(phi(x)) +
 <E y, phi(x)>``. We chose it over an auxiliary classifier because it is part of the critic's value, so
 it sits inside WGAN-GP's Lipschitz penalty unchanged; AC-GAN's extra classification loss pulls the
@@ -18,14 +30,22 @@ With one category the conditioning is a constant bias: that is the plain, uncond
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .config import UPSAMPLE_MODES
+from .critics import minibatch_stddev
 from .errors import ModelError
 
 KERNEL = 25
+ENVELOPE_LAYER = 2  # the envelope head reads the input of upsampling layer 2: 256 steps for every clip length
+# The head's logits are scaled up: silence (-60 dB) is a logit of -7, and Adam moves a weight by about the
+# learning rate a step (2e-4: 0.56 in a 2,800-step run), so unscaled the head could not get a tail quiet
+# in time -- triggers stayed at 0-22% while every other category was learnt. x8 is an 8x learning rate for it.
+ENVELOPE_RATE = 8.0
 
 
 def wavegan_strides(n_samples: int) -> list[int]:
@@ -56,7 +76,18 @@ class Upsample1d(nn.Module):
     ``transpose``: ConvTranspose1d (the paper's; fast, prone to checkerboard/"buzz" artefacts at the
     stride's harmonics); ``nearest``: nearest-neighbour repeat then Conv1d (smoother, 4x the conv work);
     ``subpixel``: Conv1d (``K/stride`` taps) to ``C_out*stride`` channels then a 1-D pixel shuffle
-    (the same work as transpose; ICNR-initialised, so it starts without checkerboard tones).
+    (the same work as transpose; ICNR-initialised, so it starts without checkerboard tones);
+    ``tied``: subpixel with one bias per output channel instead of one per channel and phase. With a
+    bias per phase, the phases' biases drift apart as they train and the layer adds, to every clip,
+    a constant pattern that repeats every ``stride`` samples: a steady tone at multiples of its input
+    rate, whatever the latent asks for, loudest where the ReLUs pass silence. Tied, silence in is a
+    constant out (the phases' weights can still treat a signal differently, as any subpixel layer's can).
+    ``smooth``: subpixel followed by a fixed box filter ``stride`` samples long. A layer's checkerboard
+    is a pattern that repeats every ``stride`` output samples, i.e. tones at multiples of the layer's
+    *input* rate; the box filter's nulls fall exactly on those frequencies, so the tones cannot be made
+    however the weights train (subpixel starts tone-free but learns them: +41 dB after 750 steps of the
+    laptop recipe). The cost is one tiny depthwise filter a layer, and a gentle high-frequency tilt
+    the next layer's convolution can undo.
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int, mode: str = "transpose") -> None:
@@ -64,24 +95,28 @@ class Upsample1d(nn.Module):
         if mode not in UPSAMPLE_MODES:
             raise ModelError(f"upsample mode must be one of {', '.join(UPSAMPLE_MODES)}, got {mode!r}")
         self.mode, self.stride, self.c_out = mode, stride, c_out
+        self.bias = None  # tied mode's shared bias (every other mode's bias is its convolution's)
         if mode == "transpose":
             # out = s(L-1) - 2p + K + op = sL  <=>  2p - op = K - s
             pad = (KERNEL - stride + 1) // 2
             self.conv = nn.ConvTranspose1d(c_in, c_out, KERNEL, stride, padding=pad, output_padding=2 * pad - KERNEL + stride)
         elif mode == "nearest":
             self.conv = nn.Conv1d(c_in, c_out, KERNEL, padding=KERNEL // 2)
-        else:
+        else:  # subpixel, tied, smooth
             # a kernel of K/stride taps at the low rate spans the same output time as K taps after it, so
             # the layer costs what the transposed conv costs (K=25 taps here would be 4x the work)
             k = (KERNEL // stride) | 1  # odd: 7 for stride 4, 13 for stride 2
-            self.conv = nn.Conv1d(c_in, c_out * stride, k, padding=k // 2)
+            self.conv = nn.Conv1d(c_in, c_out * stride, k, padding=k // 2, bias=mode != "tied")
+            if mode == "tied":  # the bias after the shuffle: one per output channel, the same for every phase
+                self.bias = nn.Parameter(torch.empty(c_out).uniform_(-1 / math.sqrt(c_in * k), 1 / math.sqrt(c_in * k)))
             # ICNR initialisation (Aitken et al. 2017): every sub-sample phase starts with the same
             # filter, so at initialisation this is nearest-neighbour upsampling and has no checkerboard
             with torch.no_grad():
                 w = self.conv.weight.view(c_out, stride, c_in, k)
                 w.copy_(w[:, :1].expand_as(w).clone())
-                b = self.conv.bias.view(c_out, stride)
-                b.copy_(b[:, :1].expand_as(b).clone())
+                if self.conv.bias is not None:
+                    b = self.conv.bias.view(c_out, stride)
+                    b.copy_(b[:, :1].expand_as(b).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "transpose":
@@ -91,14 +126,21 @@ class Upsample1d(nn.Module):
         y = self.conv(x)  # [B, C*s, L]
         b, _, length = y.shape
         # [B, C, s, L] -> [B, C, L, s] -> [B, C, L*s]: sub-sample j of step t comes from channel block j
-        return y.reshape(b, self.c_out, self.stride, length).transpose(2, 3).reshape(b, self.c_out, length * self.stride)
+        y = y.reshape(b, self.c_out, self.stride, length).transpose(2, 3).reshape(b, self.c_out, length * self.stride)
+        if self.bias is not None:
+            y = y + self.bias[:, None]
+        if self.mode == "smooth":
+            s = self.stride
+            # box filter of s taps, "same" length (explicit padding so it exports): nulls at multiples of fs_out / s
+            y = F.avg_pool1d(F.pad(y, ((s - 1) // 2, s // 2), mode="replicate"), s, stride=1)
+        return y
 
 
 class WaveGANGenerator(nn.Module):
     """``z : [B, latent_dim]``, ``category : [B, n_categories]`` -> ``audio : [B, n_samples]`` in [-1, 1]."""
 
     def __init__(self, n_categories: int, n_samples: int = 16384, latent_dim: int = 100, d: int = 64,
-                 upsample: str = "transpose", post_filter_taps: int = 0) -> None:
+                 upsample: str = "transpose", post_filter_taps: int = 0, conditioning: str = "bias", envelope: bool = False) -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         chans = wavegan_channels(d, len(strides))
@@ -108,6 +150,18 @@ class WaveGANGenerator(nn.Module):
         self.ups = nn.ModuleList(Upsample1d(chans[i], chans[i + 1], s, upsample) for i, s in enumerate(strides))
         # per-layer category bias for every hidden activation (not the tanh output)
         self.cond = nn.ModuleList(nn.Linear(n_categories, c, bias=False) for c in chans[:-1])
+        if conditioning not in ("bias", "film"):
+            raise ModelError(f"conditioning must be 'bias' or 'film', got {conditioning!r}")
+        self.cond_scale = None
+        if conditioning == "film":
+            self.cond_scale = nn.ModuleList(nn.Linear(n_categories, c, bias=False) for c in chans[:-1])
+            for lin in self.cond_scale:
+                nn.init.zeros_(lin.weight)
+        self.envelope = None
+        if envelope:
+            self.envelope = nn.Conv1d(chans[ENVELOPE_LAYER], 1, 5, padding=2)  # [B, 4d, 256] -> [B, 1, 256] gain logits
+            nn.init.zeros_(self.envelope.weight)  # a flat gain of 0.5 at the start; the head learns the shape
+            nn.init.zeros_(self.envelope.bias)
         self.post = None
         if post_filter_taps:
             if post_filter_taps < 2:
@@ -118,13 +172,45 @@ class WaveGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         x = self.dense(torch.cat([z, category], dim=1))  # [B, 16*16d]
         x = x.view(z.shape[0], self.c0, 16)  # [B, 16d, 16]
+        gain = None
         for i, up in enumerate(self.ups):
+            if self.cond_scale is not None:
+                x = x * (1 + self.cond_scale[i](category)[:, :, None])
             x = F.relu(x + self.cond[i](category)[:, :, None])
+            if i == ENVELOPE_LAYER and self.envelope is not None:
+                gain = torch.sigmoid(ENVELOPE_RATE * self.envelope(x))  # [B, 1, 256]
             x = up(x)  # 16384: [B,1024,16] -> [B,512,64] -> [B,256,256] -> [B,128,1024] -> [B,64,4096] -> [B,1,16384] (d=64)
         if self.post is not None:
             taps = self.post.kernel_size[0]
             x = self.post(F.pad(x, ((taps - 1) // 2, taps // 2)))  # "same" length, explicit so it exports
-        return torch.tanh(x)[:, 0]  # [B, n_samples]
+        y = torch.tanh(x)
+        if gain is not None:
+            y = y * F.interpolate(gain, size=y.shape[-1], mode="linear", align_corners=False)  # [B, 1, 256] -> [B, 1, n_samples]
+        return y[:, 0]  # [B, n_samples]
+
+
+def kaiming_init(g: WaveGANGenerator, cond_gain: float = 0.1) -> None:
+    """Re-initialise a generator so its output depends on the latent from the first step.
+
+    With PyTorch's default initialisation every layer shrinks the signal (about 0.4x a ReLU layer) while
+    the per-layer category biases are added at full size; after five layers the output hardly depends on
+    the latent at all (log-spectrogram spread across latents 0.0004, across categories 0.0018, d=16), and
+    training starts from one sound per category. He/Kaiming-normal weights (gain for ReLU), zero biases
+    and category weights scaled by ``cond_gain`` put the latent back in charge (spread 0.021 across
+    latents, 0.013 across categories). Sub-pixel layers keep their ICNR symmetry."""
+    with torch.no_grad():
+        nn.init.kaiming_normal_(g.dense.weight, nonlinearity="relu")
+        nn.init.zeros_(g.dense.bias)
+        for up in g.ups:
+            nn.init.kaiming_normal_(up.conv.weight, nonlinearity="relu")
+            for bias in (up.conv.bias, up.bias):
+                if bias is not None:
+                    nn.init.zeros_(bias)
+            if up.mode in ("subpixel", "tied", "smooth"):
+                w = up.conv.weight.view(up.c_out, up.stride, up.conv.in_channels, -1)
+                w.copy_(w[:, :1].expand_as(w).clone())
+        for lin in g.cond:
+            lin.weight.mul_(cond_gain)
 
 
 def phase_shuffle(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -143,7 +229,8 @@ def phase_shuffle(x: torch.Tensor, radius: int) -> torch.Tensor:
 class WaveGANDiscriminator(nn.Module):
     """Projection critic: ``audio : [B, n_samples]``, ``category : [B, n_categories]`` -> ``score : [B]``."""
 
-    def __init__(self, n_categories: int, n_samples: int = 16384, d: int = 64, phase_shuffle_radius: int = 2) -> None:
+    def __init__(self, n_categories: int, n_samples: int = 16384, d: int = 64, phase_shuffle_radius: int = 2,
+                 mbstd: bool = False) -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         n = len(strides)
@@ -153,7 +240,8 @@ class WaveGANDiscriminator(nn.Module):
         self.convs = nn.ModuleList(
             nn.Conv1d(chans[i], chans[i + 1], KERNEL, s, padding=KERNEL // 2) for i, s in enumerate(strides)
         )
-        self.features = chans[-1] * 16
+        self.mbstd = mbstd
+        self.features = (chans[-1] + int(mbstd)) * 16
         self.out = nn.Linear(self.features, 1)
         self.embed = nn.Linear(n_categories, self.features, bias=False)  # projection: <E y, phi(x)>
 
@@ -163,5 +251,7 @@ class WaveGANDiscriminator(nn.Module):
             x = F.leaky_relu(conv(x), 0.2)  # [B,64,4096] -> [B,128,1024] -> [B,256,256] -> [B,512,64] -> [B,1024,16]
             if i < len(self.convs) - 1:
                 x = phase_shuffle(x, self.radius)
+        if self.mbstd:
+            x = minibatch_stddev(x)  # [B, 16d + 1, 16]
         phi = x.flatten(1)  # [B, 16*16d]
         return self.out(phi)[:, 0] + (self.embed(category) * phi).sum(dim=1)  # [B]

@@ -48,12 +48,13 @@ SR, BLOCK = 48000, 128
 CATEGORIES = ("trigger", "trigger_continuous", "continuous_variation", "continuous_repetition")
 
 
-def first_sound_ms(eng, sink, before: int, t_call: float) -> float | None:
+def first_sound_ms(eng, sink, applied: list, before: int, t_call: float) -> float | None:
     """Milliseconds from ``t_call`` (stream clock) to the DAC time of the first sample of the trigger
-    that follows ``before`` applied triggers, or None if it did not sound within a second."""
+    that follows ``before`` applied triggers (``applied``: (kind, sample, posted) as the engine's event
+    listener saw them), or None if it did not sound within a second."""
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        trig = [a for a in eng.applied if a[0] == "trigger"]
+        trig = [a for a in applied if a[0] == "trigger"]
         if len(trig) > before and len(eng.telemetry.trigger_delays) > 0:
             break
         time.sleep(0.0005)
@@ -131,13 +132,14 @@ def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
                                     stdout=subprocess.PIPE, text=True, env=os.environ)
             time.sleep(2.0)  # the load's MIDI port is connected by hot-plug
             client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            eng.keep_applied = True
+            applied: list[tuple[str, int, float]] = []
+            stop_listening = eng.listen(event=lambda at, kind, args, posted: applied.append((kind, at, posted)))
             rng = np.random.default_rng(0)
             lat: dict[str, list[float]] = {"direct": [], "osc": [], "midi": [], "osc_fresh": []}
             for i in range(n):
                 for mode in lat:
                     cat = i % 4
-                    before = sum(1 for a in eng.applied if a[0] == "trigger")
+                    before = sum(1 for a in applied if a[0] == "trigger")
                     t_call = sink.stream_time()
                     if mode == "direct":
                         eng.trigger(cat, 0.5)
@@ -148,17 +150,17 @@ def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
                     else:
                         client.sendto(encode_bundle([("/gesturegan/param/seed", (5000 + i,)), ("/gesturegan/trigger", (CATEGORIES[cat], 0.5))]),
                                       ("127.0.0.1", srv.port))
-                    ms = first_sound_ms(eng, sink, before, t_call)
+                    ms = first_sound_ms(eng, sink, applied, before, t_call)
                     if ms is not None:
                         lat[mode].append(ms)
                     if mode == "midi":
                         keys.send(mido.Message("note_off", note=36 + cat))
-                    if len(eng.applied) > 5000:
-                        eng.applied.clear()
+                    if len(applied) > 5000:
+                        applied.clear()
                     time.sleep(0.04 + 0.02 * rng.random())
                     if mode == "osc_fresh":  # let render-ahead catch up with the new seed before the cached kinds
                         time.sleep(0.25)
-            eng.keep_applied = False
+            stop_listening()
             eng.set("seed", 0)
             for mode, v in lat.items():
                 a = np.array(v)

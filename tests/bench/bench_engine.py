@@ -77,6 +77,9 @@ def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_b
     out = {}
     with Engine(model, EngineConfig(SR, engine_block, buffer_blocks=buffer_blocks), sink=sink) as eng:
         eng.set("variation", 0)
+        applied: list[tuple[str, int, float]] = []  # (kind, sample applied, posted) while a trigger is measured
+        watching = [False]
+        eng.listen(event=lambda at, kind, args, posted: watching[0] and applied.append((kind, at, posted)))
         eng.start()
         time.sleep(1.0)
         rng = np.random.default_rng(period)
@@ -88,20 +91,20 @@ def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_b
                 if mode == "fresh":
                     eng.set("seed", 1000 + i)
                     time.sleep(0.0)  # the trigger follows the seed change at once, as a performer's would
-                eng.keep_applied = True
-                eng.applied.clear()
+                watching[0] = True
+                applied.clear()
                 before = len(eng.telemetry.trigger_delays)
                 t_call = sink.stream_time()
                 eng.trigger(i % 4, 0.8)
                 deadline = time.monotonic() + 1.0
                 while len(eng.telemetry.trigger_delays) == before and time.monotonic() < deadline:
                     time.sleep(0.0005)
-                eng.keep_applied = False
-                applied = [a for a in eng.applied if a[0] == "trigger"]
-                if not applied or len(eng.telemetry.trigger_delays) == before:
+                watching[0] = False
+                triggers = [a for a in applied if a[0] == "trigger"]
+                if not triggers or len(eng.telemetry.trigger_delays) == before:
                     continue
                 delay = eng.telemetry.trigger_delays[-1]
-                first_sample = (applied[-1][1] + delay) if delay == 0 else eng.voices[-1].started_at if eng.voices else None
+                first_sample = (triggers[-1][1] + delay) if delay == 0 else eng.voices[-1].started_at if eng.voices else None
                 if first_sample is None:
                     continue
                 t_end = time.monotonic() + 0.5

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import export.onnx_export as ox
-from export.cli import main
 from export.onnx_export import ExportError, export_model, relative_errors
 from instrument.contract import CONTRACT_VERSION, REQUIRED_KEYS
+from instrument.main import main
 from instrument.model import load_model
 from train.checkpoint import load_synthesizer
 from train.errors import CheckpointError, ModelError
@@ -27,6 +27,7 @@ VARIANTS = {
     "wavegan-nearest": dict(upsample="nearest"),
     "wavegan-subpixel-postfilter": dict(upsample="subpixel", post_filter_taps=16),
     "wavegan-32768": dict(n_samples=32768, upsample="subpixel"),
+    "wavegan-tied-film-envelope": dict(upsample="tied", conditioning="film", envelope=True),
     "specgan-128": dict(architecture="specgan", view="128", griffin_lim_iters=8),
     "specgan-64": dict(architecture="specgan", view="64", griffin_lim_iters=8),
 }

@@ -14,7 +14,6 @@ from instrument.engine import Engine, EngineConfig
 from instrument.midi import MidiController
 from instrument.midimap import MidiMapError, load_map, parse_map, shipped_map
 from instrument.presets import PresetLibrary, write_preset
-
 from tests.helpers import wait_for
 
 from .onnx_models import GESTURES, engine_model
@@ -87,6 +86,17 @@ def test_controllers_bend_sustain_and_the_mod_wheel(ctl, eng):
     assert got[4][0] == "trigger" and got[5] == ("note_off", (60,)) and len(got) == 6
 
 
+def test_a_knob_over_a_whole_number_parameter_steps_through_whole_numbers(eng):
+    """A CC mapped to the seed (which refuses fractions) or to polyphony gives whole numbers."""
+    doc = {"cc": [{"cc": 30, "param": "seed", "min": 0, "max": 1000}, {"cc": 31, "param": "polyphony"}]}
+    c = MidiController(eng, parse_map(doc, eng.table, eng.info.categories), PresetLibrary([]))
+    c.handle([0xB0, 30, 64])
+    c.handle([0xB0, 31, 64])
+    assert drain(eng) == [("set", ("seed", float(round(1000 * 64 / 127)))), ("set", ("polyphony", float(round(1 + 31 * 64 / 127))))]
+    assert c.stats.refused == 0
+    c.close()
+
+
 def test_14_bit_pairs(ctl, eng):
     ctl.handle([0xB0, 16, 64])  # MSB of morph_x
     ctl.handle([0xB0, 48, 127])  # its LSB
@@ -103,7 +113,7 @@ def test_program_change_recalls_a_preset(ctl, eng, tmp_path):
     ctl.handle([0xC0, 4])
     ctl.handle([0xC0, 99])  # no such preset: refused, counted, nothing else happens
     got = drain(eng)
-    assert dict(got[0][1][0])["mix_mode"] == 2.0 and "layer" in dict(got[0][1][0])
+    assert dict(got[0][1][0]) == eng.table.defaults()  # init: every parameter at the table's default
     assert got[2] == ("set_many", ((("macro2", 0.5),),))
     assert ctl.stats.refused == 1
 
@@ -206,27 +216,37 @@ def test_a_virtual_controller_plays_is_unplugged_and_replugged(jack_midi, jack, 
         peak[1] += int((~np.isfinite(block)).sum())
 
     with Engine(engine_model(n_samples=16384, categories=GESTURES), EngineConfig(SR, BLOCK), sink=sink) as eng:
-        eng.block_listeners.append(listen)
+        eng.listen(block=listen)
         m = load_map(shipped_map(), eng.table, eng.info.categories)
         with MidiController(eng, m, PresetLibrary([tmp_path, REPO / "presets" / "params"])) as ctl:
             ctl.open(["gg-test-keys"], api="jack", poll_s=0.1)
             assert wait_for(lambda: any("gg-test-keys" in p for p in ctl.ports)), ctl.events
             eng.start()
+            # JACK applies a new connection at a cycle boundary: on a loaded host a message sent at once
+            # can go out before the connection does (and is lost, as on a real wire). A controller keeps
+            # sending; so does this one, a CC (idempotent) until it arrives, then the note
+            for _ in range(50):
+                out.send(mido.Message("control_change", control=21, value=127))
+                if wait_for(lambda: eng.values["macro1"] == 1.0, timeout=0.1):
+                    break
             out.send(mido.Message("note_on", note=64, velocity=120))
-            out.send(mido.Message("control_change", control=21, value=127))
             assert wait_for(lambda: eng.values["macro1"] == 1.0 and ctl.stats.notes == 1)
+            resent = ctl.stats.messages - 2  # CCs that arrived beyond the first
             assert wait_for(lambda: peak[0] > 0.01)
             # garbage: a sysex flood (dropped inside RtMidi), clock, and out-of-range data bytes
             for i in range(2000):
                 out.send(mido.Message("sysex", data=[i % 128] * 64))
                 out.send(mido.Message("clock"))
+            # the flood overfills RtMidi's JACK ring buffer, which drops what does not fit: let JACK's cycles
+            # drain it before the messages that must arrive (in one CI run the CC below was dropped with it)
+            time.sleep(0.5)
             out._rt.send_message([0x90, 0x90, 0x40])
             out._rt.send_message([0xB0, 21])
             out.send(mido.Message("control_change", control=22, value=127))
             assert wait_for(lambda: eng.values["macro2"] == 1.0)
-            assert ctl.stats.malformed == 2 and ctl.stats.messages == 5
+            assert ctl.stats.malformed == 2 and ctl.stats.messages == 5 + resent
             out.send(mido.Message("program_change", program=0))  # the map's program 0: the 'init' preset
-            assert wait_for(lambda: eng.values["mix_mode"] == 2.0 and eng.values["macro1"] == 0.0)
+            assert wait_for(lambda: eng.values == eng.table.defaults())  # init: every parameter at its default
             # unplug: reported, the sound goes on; replug: reconnected
             out.close()
             assert wait_for(lambda: ctl.stats.disconnects == 1), ctl.events
@@ -259,5 +279,5 @@ def test_midi_ports_command_lists_a_port(jack_midi):
     import sys
 
     with jack_midi.open_output("gg-listed", virtual=True):
-        r = subprocess.run([sys.executable, "-m", "export", "midi-ports", "--midi-api", "jack"], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([sys.executable, "-m", "instrument", "midi-ports", "--midi-api", "jack"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "gg-listed" in r.stdout, r.stdout + r.stderr

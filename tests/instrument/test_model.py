@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.cli import main
 from instrument.errors import ProviderError
+from instrument.main import main
 from instrument.model import cuda_status, default_threads, load_model_bytes, open_session, session_options
 
 from .onnx_models import CATS, LATENT, SAMPLES, contract_bytes, metadata

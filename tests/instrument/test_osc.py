@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,6 @@ from instrument.engine import Engine, EngineConfig
 from instrument.osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter, OscServer, RateLimitedLog
 from instrument.oscwire import OscParseError, encode, encode_bundle, parse_packet
 from instrument.presets import PresetLibrary
-
 from tests.helpers import wait_for
 
 from .onnx_models import engine_model
@@ -120,6 +120,20 @@ def test_numbers_come_as_int_float_double_int64_or_bool(router, eng):
     assert ev.drain() == [("set", ("macro1", 1.0), None), ("set", ("macro2", 0.5), None), ("set", ("seed", 7.0), None),
                           ("set", ("layer", 1.0), None), ("set", ("polyphony", 4.0), None), ("set", ("mix_mode", 1.0), None)]
     assert router.stats.handled == 6 and router.stats.bad_args == 0
+
+
+def test_seed_and_param_seed_are_one_check(router, eng):
+    """/gesturegan/seed and /gesturegan/param/seed are the same thing (the README says so): both take a
+    whole number however it is typed, both refuse 7.5 with the table's own message."""
+    ev = Events(eng)
+    for address in ("/gesturegan/seed", "/gesturegan/param/seed"):
+        router.handle_packet(msg(address, 7.0, types="f"), ("127.0.0.1", 9))
+        router.handle_packet(msg(address, 7.5, types="f"), ("127.0.0.1", 9))
+        assert router.sent[-1][0].args[1].endswith("seed must be a whole number, got 7.5"), router.sent[-1][0].args
+    assert ev.drain() == [("set", ("seed", 7.0), None)] * 2
+    assert router.stats.bad_args == 2
+    router.handle_packet(msg("/gesturegan/param/polyphony", 3.6, types="f"))  # a knob's int: rounded, as before
+    assert ev.drain() == [("set", ("polyphony", 4.0), None)]
 
 
 def test_commands(router, eng):
@@ -245,9 +259,23 @@ def test_presets_save_list_and_recall(router, eng, tmp_path):
     eng.process_block()
     assert eng.values["macro3"] == 0.75 and eng.values["mix_mode"] == 2.0 and eng.values["morph_path"] == 0.4
     router.handle_packet(msg("/gesturegan/preset/list"), ("127.0.0.1", 9))
-    assert router.sent[-1][0].args == ("glass",)
+    assert router.sent[-1][0].args == ("glass", "init")  # init is always there: the table's defaults
     router.handle_packet(msg("/gesturegan/preset", "missing"), ("127.0.0.1", 9))
     assert router.stats.bad_args == 1 and "no preset named 'missing'" in router.sent[-1][0].args[1]
+
+
+def test_init_is_every_parameter_at_its_default_after_any_preset(router, eng, tmp_path):
+    """Program change 0 / ``/gesturegan/preset init`` after the shipped glass-rain: nothing is left over."""
+    router.presets = PresetLibrary([tmp_path / "user", Path(__file__).resolve().parents[2] / "presets" / "params"])
+    defaults = dict(eng.values)
+    router.handle_packet(msg("/gesturegan/preset", "glass-rain"))
+    eng.process_block()
+    assert sum(eng.values[k] != v for k, v in defaults.items()) >= 8
+    router.handle_packet(msg("/gesturegan/preset", "init"))
+    eng.process_block()
+    assert {k: v for k, v in eng.values.items() if defaults[k] != v} == {}
+    router.handle_packet(msg("/gesturegan/preset/save", "init"), ("127.0.0.1", 9))
+    assert router.stats.bad_args == 1 and "save under another name" in router.sent[-1][0].args[1]
 
 
 def test_record_start_and_stop(router, eng, tmp_path):

@@ -49,6 +49,12 @@ def test_osc_address_space_in_the_readme_is_generated_from_the_code(tmp_path):
         generated("osc", OscRouter(eng).markdown())
 
 
+def test_telemetry_table_in_the_readme_is_generated_from_the_code():
+    from instrument import telemetry
+
+    generated("telemetry", telemetry.markdown())
+
+
 def test_offline_snippet_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     engine_model_file(tmp_path / "wavegan.onnx", n_samples=16384, categories=GESTURES)

@@ -69,3 +69,34 @@ def test_one_writer_and_one_reader_thread_keep_every_frame_in_order():
     for t in threads:
         t.join(timeout=60)
     assert np.array_equal(got, np.arange(total, dtype=np.float32))
+
+
+def _play(sink, ring, underflow: bool) -> None:
+    """One callback of the real audio callback, with the device reporting an underflow or not."""
+    from instrument.audio import _Time
+
+    class Status:
+        output_underflow = underflow
+
+    sink._cb(np.empty((128, 1), np.float32), 128, _Time(0.0), Status())
+
+
+def test_underruns_are_judged_against_the_xruns_around_them_however_many_there_were():
+    """2,000 callbacks with the device underflowing each one, then 1,000 without; the ring is always
+    empty, so every callback underruns. The first 2,000 and the 32 after them are the host's; the other
+    968 the engine's, although 2,000 xruns overflowed the 1,024-entry log (judged only at the end against
+    the last 1,024 xruns, the old underruns all counted as the engine's)."""
+    from instrument.audio import XRUN_WINDOW, MemorySink, make_callback
+
+    sink = MemorySink(48000, 128, channels=1)
+    ring = RingBuffer(256, 1)
+    sink._cb = make_callback(ring, sink.counters, sink.stamps, sink.events)
+    for n in range(3000):
+        _play(sink, ring, underflow=n < 2000)
+        sink.classify()  # as the engine thread does after each block
+    st = sink.stats()
+    assert st["underruns"] == 3000 and st["device_underflows"] == 2000
+    assert st["engine_underruns"] == 1000 - XRUN_WINDOW
+    # the recent ones are judged provisionally: one more xrun now excuses the last 32
+    _play(sink, ring, underflow=True)
+    assert sink.stats()["engine_underruns"] == 1000 - 2 * XRUN_WINDOW

@@ -179,7 +179,7 @@ def test_midi_file_with_a_tempo_change_lands_on_the_tempo_map(tmp_path, model):
     got = ([0.0] if env[0] or onsets[0] < 100 else []) + [o / SR for o in onsets if o >= 100]
     assert np.allclose(got, expected_s, atol=0.003), got
     assert len(audio) == int(round((3.0 + 0.1 + 0.5) * SR))
-    r = subprocess.run([sys.executable, "-m", "export", "render", str(tmp_path / "song.mid"), "--model", str(model), "-o",
+    r = subprocess.run([sys.executable, "-m", "instrument", "render", str(tmp_path / "song.mid"), "--model", str(model), "-o",
                         str(tmp_path / "song.wav"), "-q"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 0 and "song.wav" in r.stdout, r.stderr
     (tmp_path / "junk.mid").write_bytes(b"MThd nonsense")
@@ -193,7 +193,8 @@ def test_record_a_performance_then_render_it_sample_for_sample(tmp_path):
     model = engine_model_file(tmp_path / "m.onnx", categories=GESTURES)
     sink = MemorySink(SR, 128)
     with Engine(str(model), EngineConfig(SR, 128, seed=5), sink=sink, sync=True) as live:
-        live.event_log = []
+        event_log = []
+        live.listen(event=lambda at, kind, args, posted: kind == "swap" or event_log.append((at, kind, args)))
         live.start()
         played = [sink.pull(10)]
         live.trigger("trigger", 0.9)
@@ -212,7 +213,7 @@ def test_record_a_performance_then_render_it_sample_for_sample(tmp_path):
         live.set_latent(None)
         played.append(sink.pull(40))
         live_out = np.concatenate(played)
-        take = score_from_log(live.event_log, live, str(model), len(live_out) / SR)
+        take = score_from_log(event_log, live, str(model), len(live_out) / SR)
     take.save(tmp_path / "take.toml")
     again = load_score(tmp_path / "take.toml")
     assert again.time == "samples" and len(again.events) == len(take.events) == 11
@@ -223,19 +224,19 @@ def test_record_a_performance_then_render_it_sample_for_sample(tmp_path):
 
 def test_render_command_writes_wav_and_png_and_refuses_bad_scores(tmp_path, model):
     p = write(tmp_path, HEAD + "\n[[event]]\nat = 0\ntrigger = \"trigger\"\n", model)
-    r = subprocess.run([sys.executable, "-m", "export", "render", str(p), "-o", str(tmp_path / "out.wav"), "--png"],
+    r = subprocess.run([sys.executable, "-m", "instrument", "render", str(p), "-o", str(tmp_path / "out.wav"), "--png"],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert "rendering" in r.stderr  # the progress bar
     assert sf.info(str(tmp_path / "out.wav")).frames == int(2.5 * SR) and (tmp_path / "out.png").stat().st_size > 1000
     p.write_text(HEAD + "\n[[event]]\nat = 0\ntrgger = 1\n")
-    r = subprocess.run([sys.executable, "-m", "export", "render", str(p), "-o", str(tmp_path / "bad.wav")],
+    r = subprocess.run([sys.executable, "-m", "instrument", "render", str(p), "-o", str(tmp_path / "bad.wav")],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 2 and "event 1 (line 8): unknown event kind 'trgger'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "bad.wav").exists()
     script = tmp_path / "boom.py"
     script.write_text("raise RuntimeError('my bug')\n")
-    r = subprocess.run([sys.executable, "-m", "export", "render", str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run([sys.executable, "-m", "instrument", "render", str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and "the score script" in r.stderr and "RuntimeError: my bug" in r.stderr and 'line 1' in r.stderr
 
 

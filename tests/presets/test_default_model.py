@@ -34,7 +34,7 @@ def test_the_default_model_ships_small_and_keeps_the_contract():
 
 
 def test_readme_main_command_renders_the_demo_with_the_default_model(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "export", "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "instrument", "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True,
                        timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rendering" in r.stderr  # the progress bar

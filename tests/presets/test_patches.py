@@ -32,12 +32,13 @@ def playing(jack, tmp_path):
     sink = SoundDeviceSink(SR, BLOCK, 2, jack)
     peak = [0.0]
     with Engine(engine_model(n_samples=16384, categories=GESTURES), EngineConfig(SR, BLOCK), sink=sink) as eng:
-        eng.block_listeners.append(lambda block, at: peak.__setitem__(0, max(peak[0], float(np.abs(block).max()))))
-        eng.keep_applied = True
+        applied = []  # (kind, sample, posted) of every command as it took effect
+        eng.listen(block=lambda block, at: peak.__setitem__(0, max(peak[0], float(np.abs(block).max()))),
+                   event=lambda at, kind, args, posted: applied.append((kind, at, posted)))
         router = OscRouter(eng, presets=PresetLibrary([tmp_path]))
         with OscServer(router, port=0) as srv:
             eng.start()
-            yield eng, router, srv.port, peak
+            yield eng, router, srv.port, peak, applied
 
 
 def addresses_in(text: str) -> set[str]:
@@ -53,7 +54,7 @@ def routes():
 
 @pytest.mark.skipif(shutil.which("sclang") is None, reason="sclang is not installed (apt-get install supercollider-language)")
 def test_supercollider_file_plays_the_instrument(playing):
-    eng, router, port, peak = playing
+    eng, router, port, peak, applied = playing
     with tempfile.TemporaryDirectory() as run_dir:
         os.chmod(run_dir, 0o700)
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QTWEBENGINE_DISABLE_SANDBOX="1", XDG_RUNTIME_DIR=run_dir,
@@ -67,14 +68,14 @@ def test_supercollider_file_plays_the_instrument(playing):
     assert "engine_underruns 0" in line and "osc_scheduled 8" in line, line  # underruns during host xruns are not the engine's
     s = router.stats
     assert s.bad_args == s.unknown_address == s.malformed == 0 and s.scheduled == 8 and s.late == 0 and s.handled >= 50
-    triggers = [a for a in eng.applied if a[0] == "trigger"]
+    triggers = [a for a in applied if a[0] == "trigger"]
     assert len(triggers) == 12 and eng.values["macro1"] == 1.0 and eng.values["mix_mode"] == 1.0
     assert peak[0] > 0.01
 
 
 @pytest.mark.skipif(shutil.which("pd") is None, reason="pd is not installed (apt-get install puredata-core)")
 def test_pure_data_patch_plays_the_instrument(playing):
-    eng, router, port, peak = playing
+    eng, router, port, peak, applied = playing
     reply_port = free_port()
     r = subprocess.run(["pd", "-nogui", "-nosound", "-nomidi", "-stderr", "-open", str(PATCHES / "gesturegan.pd"),
                         "-send", f"gg-port {port}", "-send", f"gg-reply {reply_port}", "-send", "gg-demo bang"],
@@ -86,7 +87,7 @@ def test_pure_data_patch_plays_the_instrument(playing):
     assert not re.search(r"^error|couldn't create|no method", log, flags=re.M), log[-3000:]  # Pd's own complaints
     st = router.stats
     assert st.bad_args == st.unknown_address == st.malformed == 0 and st.handled >= 40, st
-    triggers = [a for a in eng.applied if a[0] == "trigger"]
+    triggers = [a for a in applied if a[0] == "trigger"]
     assert len(triggers) == 4 and eng.values["macro1"] == pytest.approx(1.0) and eng.values["morph_x"] == 1.0
     assert peak[0] > 0.01
 

@@ -47,4 +47,4 @@ def cache_two_categories(corpus_dir, tmp_path_factory) -> Path:
 
 def gesturegan(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """The command as a user runs it, in its own process."""
-    return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "instrument", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)

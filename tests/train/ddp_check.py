@@ -10,14 +10,16 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from train.config import TrainConfig
+from train.config import resolve_config
 from train.trainer import Trainer
 
 
 def main() -> None:
     cache, out = sys.argv[1], Path(sys.argv[2])
-    cfg = TrainConfig(cache=cache, out=str(out), model_dim=4, batch_size=4, n_critic=2, steps=3, checkpoint_every=3,
-                      preview_every=0, progress=False)
+    recipe = sys.argv[3] if len(sys.argv) > 3 else "paper"
+    batch = 8 if recipe == "laptop" else 4  # laptop: minibatch stddev wants 4 clips a process
+    cfg = resolve_config(cache, str(out), recipe, model_dim=4, batch_size=batch, n_critic=2, steps=3, checkpoint_every=3,
+                         preview_every=0, progress=False, **({"r1_every": 1} if recipe == "laptop" else {}))
     trainer = Trainer(cfg, log=lambda *a: None)
     before = torch.cat([p.detach().flatten().clone() for p in trainer.G.parameters()])
     summary = trainer.train()

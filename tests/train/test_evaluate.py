@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from export.cli import main
-from train.classifier import load_classifier, mel_filterbank, split_by_file
+from instrument.main import main
 from train.cache import DatasetCache
+from train.classifier import load_classifier, mel_filterbank, split_by_file
 from train.corpus import write_corpus
 from train.errors import CheckpointError
 from train.ingest import IngestSettings, build_cache
@@ -83,6 +83,29 @@ def test_classifier_learns_the_gesture_categories(classifier):
     assert info["test_accuracy"] >= 0.6, info  # chance is 0.25; the composer's overfit classifier scored 0.09
     assert set(info["per_category_test_accuracy"]) == set(clf.categories)
     assert np.asarray(info["confusion"]).sum() == info["clips"]["test"]
+    assert info["class_weights"] is None  # a balanced corpus: the plain loss, exactly
+    assert info["balanced_test_accuracy"] == pytest.approx(np.mean(list(info["per_category_test_accuracy"].values())))
+
+
+def test_an_unbalanced_corpus_weighs_its_rare_category_up(tmp_path, capsys):
+    """Real corpora are unbalanced: the loss weighs each category by the inverse of its share of the
+    training clips (n / (k x count)), and the command line says so."""
+    root = tmp_path / "corpus"
+    write_corpus(root, per_category=12, seed=5, progress=False)
+    for f in sorted((root / "trigger_continuous").rglob("*.wav"))[4:]:
+        f.unlink()  # 4 recordings left beside 12 of each other category
+    cache = tmp_path / "cache"
+    build_cache(root, cache, IngestSettings(), jobs=1, min_clips=1, progress=False)
+    out = tmp_path / "clf.pt"
+    assert main(["classifier", "train", str(cache), "--out", str(out), "--epochs", "3", "--batch-size", "16", "-q"]) == 0
+    info = load_classifier(out).info
+    with DatasetCache.open(cache) as c:
+        y = c.category_index[split_by_file(c)["train"]]
+        rare = list(c.categories).index("trigger_continuous")
+    counts = np.bincount(y, minlength=4)
+    assert info["class_weights"] == pytest.approx(list(counts.sum() / (4 * counts)), abs=1e-4)
+    assert max(info["class_weights"]) == info["class_weights"][rare] > 1
+    assert "weighed by the inverse of their share" in capsys.readouterr().out
 
 
 def test_evaluate_reports_accuracy_is_mixtures_and_copying(tiny_cache, clf_cache, classifier, tmp_path, capsys):

@@ -7,7 +7,7 @@ import re
 import shlex
 import shutil
 
-from export.cli import main
+from instrument.main import main
 
 from .conftest import REPO
 

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from export.cli import main
+from instrument.main import main
 from train import checkpoint as ckpt
 from train.cache import DatasetCache, read_manifest, write_json_atomic
 from train.config import TrainConfig
@@ -111,7 +111,7 @@ def test_kill_during_checkpoint_write_loses_at_most_one_interval(tiny_cache, tmp
 
 def test_kill_mid_training_resumes_from_the_last_checkpoint(tiny_cache, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "export", "train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "100000",
+    cmd = [sys.executable, "-m", "instrument", "train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "100000",
            "--checkpoint-every", "2", "--preview-every", "0"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -152,10 +152,11 @@ def test_nan_loss_rolls_back_to_the_last_good_checkpoint(tiny_cache, tmp_path, c
     assert all(torch.isfinite(v).all() for v in state["generator"].values())
 
 
-def test_ddp_two_cpu_processes_with_gloo(tiny_cache, tmp_path):
+@pytest.mark.parametrize("recipe", ["paper", "laptop"])
+def test_ddp_two_cpu_processes_with_gloo(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(Path(__file__).parent / "ddp_check.py"),
-           str(tiny_cache), str(run)]
+           str(tiny_cache), str(run), recipe]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads((run / "ddp_result.json").read_text())
@@ -223,7 +224,7 @@ def test_batch_that_does_not_fit_in_memory_names_the_fix(tiny_cache, tmp_path):
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
 
-    cmd = [sys.executable, "-m", "export", "train", str(tiny_cache), "--out", str(tmp_path / "run"), "--model-dim", "4",
+    cmd = [sys.executable, "-m", "instrument", "train", str(tiny_cache), "--out", str(tmp_path / "run"), "--model-dim", "4",
            "--batch-size", "20000", "--steps", "1", "--preview-every", "0", "-q"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, preexec_fn=limit_memory, timeout=300)
     assert r.returncode == 2, r.stderr[-2000:]

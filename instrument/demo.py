@@ -3,13 +3,23 @@
 It renders the demo piece (``presets/scores/demo.toml``, about two and a half minutes using all four
 gesture categories) with the bundled default model to ``gesturegan-demo/demo.wav`` and a spectrogram
 ``demo.png``, offline: no sound card, no PyTorch. ``--corpus`` also makes the built-in gesture corpus
-and a training cache from it (the researcher's starting point) and draws the cache's spectrograms.
+and a training cache from it (the researcher's starting point): the train package does that, found
+through the ``gesturegan.demo`` entry point ``corpus`` (this package never imports train).
 """
 
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import entry_points
 from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import MissingExtraError
+from .files import shipped
+from .render import render_score
+from .score import ScoreError, load_score
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,13 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import soundfile as sf
-
-    from instrument.files import shipped
-    from instrument.render import render_score
-    from instrument.score import ScoreError, load_score
-
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     piece = shipped("scores", "demo.toml")
@@ -50,28 +53,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {summary['png']}  (its spectrogram, 30 s a row)")
     print("  play it live: gesturegan play    render your own: gesturegan render piece.toml --png")
     if args.corpus:
-        return make_corpus(args)
-    return 0
-
-
-def make_corpus(args: argparse.Namespace) -> int:
-    from train.cache import DatasetCache
-    from train.cli import write_cache_png
-    from train.corpus import write_corpus
-    from train.ingest import build_cache
-
-    out: Path = args.out
-    corpus_dir, cache_dir, png = out / "corpus", out / "cache", out / "corpus-spectrograms.png"
-    desc = write_corpus(corpus_dir, per_category=args.per_category, seed=args.seed, progress=not args.quiet)
-    report = build_cache(corpus_dir, cache_dir, progress=not args.quiet, min_clips=min(32, args.per_category))
-    with DatasetCache.open(cache_dir) as cache:
-        write_cache_png(cache, png)
-    recipes: dict[str, set[str]] = {}
-    for f in desc["files"]:
-        recipes.setdefault(f["category"], set()).add(f["recipe"])
-    print(f"GestureGAN demo: made {len(desc['files'])} gesture recordings in {corpus_dir}/")
-    for cat, names in recipes.items():
-        print(f"  {cat:<24} {args.per_category} files: {', '.join(sorted(names))}")
-    print(report.summary())
-    print(f"spectrograms of the cache: {png}")
+        makers = [ep for ep in entry_points(group="gesturegan.demo") if ep.name == "corpus"]
+        if not makers:
+            raise MissingExtraError("'gesturegan demo --corpus' needs the train package, which this install lacks")
+        return int(makers[0].load()(out, per_category=args.per_category, seed=args.seed, progress=not args.quiet) or 0)
     return 0

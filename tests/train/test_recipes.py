@@ -1,0 +1,369 @@
+"""The training recipes' parts, one step each: losses (WGAN-GP, hinge, non-saturating with lazy R1), the
+spectral critics, minibatch stddev, FiLM conditioning, augmentation; the laptop recipe's first steps are
+deterministic; options that do not fit together are refused with the combination named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from instrument.main import main
+from train import checkpoint as ckpt
+from train.augment import SHIFT_FRACTION, augment_audio
+from train.config import RECIPES, TrainConfig, resolve_config
+from train.critics import CriticSet, SpectralCritic, group_size, minibatch_stddev
+from train.losses import critic_loss, generator_loss, gradient_penalty, r1_penalty
+from train.models import ModelSpec, build_critics, build_generator
+from train.trainer import Trainer
+from train.wavegan import WaveGANGenerator
+
+from .conftest import TINY
+
+CATS = ("trigger", "trigger_continuous", "continuous_variation", "continuous_repetition")
+
+
+def _error(capsys, *argv: str) -> str:
+    assert main(list(argv)) == 2
+    return capsys.readouterr().err
+
+
+def _params(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+
+
+# -- losses -------------------------------------------------------------------------------------------
+
+
+def test_losses_have_their_textbook_values():
+    s_real = torch.tensor([[2.0, 0.0], [1.0, -1.0]])  # [2 critics, B=2]
+    s_fake = torch.tensor([[-2.0, 0.0], [0.5, 0.5]])
+    assert critic_loss("wgan-gp", s_real, s_fake) == pytest.approx((-1 - 1) + (0.5 - 0))  # per critic: mean fake - mean real
+    # hinge: relu(1 - real) + relu(1 + fake), per critic, summed
+    assert critic_loss("hinge", s_real, s_fake) == pytest.approx((0 + 1) / 2 + (0 + 1) / 2 + (0 + 2) / 2 + (1.5 + 1.5) / 2)
+    sp = torch.nn.functional.softplus
+    ns = (sp(-s_real).mean(1) + sp(s_fake).mean(1)).sum()
+    assert critic_loss("ns", s_real, s_fake) == pytest.approx(float(ns))
+    assert generator_loss("ns", s_fake) == pytest.approx(float(sp(-s_fake).mean(1).sum()))
+    assert generator_loss("hinge", s_fake) == pytest.approx(-float(s_fake.mean(1).sum()))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        critic_loss("lsgan", s_real, s_fake)
+
+
+def test_r1_and_gradient_penalty_are_gradient_norms():
+    x = torch.randn(3, 8, requires_grad=True)
+    w = torch.randn(8)
+    scores = torch.stack([x @ w, 2 * (x @ w)])  # two linear critics: gradients w and 2w
+    assert float(r1_penalty(scores, x)) == pytest.approx(0.5 * float((3 * w).pow(2).sum()), rel=1e-5)
+    gp = gradient_penalty(scores, x)
+    n = float(w.norm())
+    assert float(gp) == pytest.approx((n - 1) ** 2 + (2 * n - 1) ** 2, rel=1e-5)
+
+
+# -- critics ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_fft", [256, 1024])
+def test_spectral_critic_scores_waveforms_and_is_twice_differentiable(n_fft):
+    torch.manual_seed(0)
+    c = SpectralCritic(4, n_fft, width=4, mbstd=True)
+    x = (torch.randn(8, 16384) * 0.1).requires_grad_(True)
+    cat = torch.eye(4)[torch.arange(8) % 4]
+    s = c(x, cat)
+    assert s.shape == (8,) and torch.isfinite(s).all()
+    r1 = r1_penalty(s[None], x)  # R1 needs the gradient of a gradient through the STFT
+    r1.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    img = c.image(torch.zeros(1, 16384))
+    assert img.shape[1] == n_fft // 2 and torch.allclose(img, torch.full_like(img, float(torch.log(torch.tensor(1e-4)) / 4)), atol=1e-3)
+    full = c.image(torch.sin(torch.arange(16384) * 2 * torch.pi * 1000 / 16000)[None])
+    assert float(full.max()) == pytest.approx(0.0, abs=0.05)  # a full-scale sine is about 0
+
+
+def test_spectral_critic_uses_the_category():
+    torch.manual_seed(0)
+    c = SpectralCritic(2, 256, width=4)
+    x = torch.randn(2, 16384) * 0.1
+    assert not torch.allclose(c(x, torch.eye(2)), c(x, torch.eye(2).flip(0)))
+
+
+def test_minibatch_stddev_groups_never_mix_real_and_generated():
+    real = torch.randn(4, 3, 5)
+    fake = torch.ones(4, 3, 5)  # a collapsed generator: every clip the same
+    y = minibatch_stddev(torch.cat([real, fake]), group=4)
+    assert y.shape == (8, 4, 5)
+    assert torch.all(y[4:, 3] < 1e-3) and torch.all(y[:4, 3] > 0.1)
+    assert group_size(6, 4) == 3 and group_size(7, 4) == 1 and group_size(2, 4) == 2
+    assert torch.all(minibatch_stddev(torch.randn(1, 3, 5))[:, 3] == 0)
+
+
+def test_critic_set_scores_one_row_per_critic_and_builds_for_each_architecture():
+    spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=4)
+    d = build_critics(spec, (256, 1024), mbstd=True)
+    assert isinstance(d, CriticSet) and d.names == ["main", "stft256", "stft1024"]
+    assert d(torch.randn(4, 16384) * 0.1, torch.eye(4)).shape == (3, 4)
+    spec2 = ModelSpec("specgan", CATS, 16000, 16384, model_dim=4, view="64")
+    assert build_critics(spec2, (), mbstd=True)(torch.rand(4, 64, 64) * 2 - 1, torch.eye(4)).shape == (1, 4)
+    with pytest.raises(ValueError, match="spectral critics judge waveforms"):
+        build_critics(spec2, (256,))
+
+
+# -- generator conditioning -------------------------------------------------------------------------
+
+
+def test_film_conditioning_starts_as_the_bias_model_and_then_scales_channels():
+    torch.manual_seed(0)
+    film = WaveGANGenerator(4, 16384, d=4, upsample="subpixel", conditioning="film")
+    torch.manual_seed(0)
+    bias = WaveGANGenerator(4, 16384, d=4, upsample="subpixel")
+    bias.load_state_dict({k: v for k, v in film.state_dict().items() if not k.startswith("cond_scale")})
+    z, cat = torch.rand(3, 100) * 2 - 1, torch.eye(4)[:3]
+    with torch.no_grad():
+        assert torch.equal(film(z, cat), bias(z, cat))  # zero-initialised scales: the same model at the start
+        for lin in film.cond_scale:
+            lin.weight.normal_()
+        assert not torch.allclose(film(z, cat), bias(z, cat))
+    with pytest.raises(ValueError, match="conditioning must be 'bias' or 'film'"):
+        WaveGANGenerator(4, 16384, d=4, conditioning="cross-attention")
+
+
+# -- augmentation -----------------------------------------------------------------------------------
+
+
+def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 4096)
+    x[:, 1000] = 0.5  # one impulse per clip: where and how big it lands shows the transforms
+    xg = x.clone().requires_grad_(True)
+    y = augment_audio(xg, ("shift", "gain", "polarity"))
+    assert y.shape == x.shape
+    pos = y.abs().argmax(dim=1) - 1000
+    r = int(4096 * SHIFT_FRACTION)
+    assert pos.abs().max() <= r and len(set(pos.tolist())) > 5
+    peak = y.abs().amax(dim=1)
+    peak = peak.detach()
+    assert float(peak.min()) >= 0.5 * 10 ** (-6 / 20) - 1e-6 and float(peak.max()) <= 0.5 * 10 ** (3 / 20) + 1e-6
+    signs = torch.sign(y.sum(dim=1))
+    assert (signs > 0).any() and (signs < 0).any()
+    y.sum().backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
+    assert augment_audio(x, ()) is x
+    loud = augment_audio(torch.full((8, 256), 0.99), ("gain",))
+    assert float(loud.abs().max()) <= 1.0
+
+
+# -- recipes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", [
+    ["--loss", "wgan-gp"],
+    ["--loss", "hinge", "--r1-gamma", "1", "--r1-every", "1"],
+    ["--loss", "ns", "--r1-gamma", "1", "--r1-every", "2", "--spectral-critics", "256,1024", "--mbstd", "on",
+     "--augment", "shift,gain,polarity", "--conditioning", "film", "--upsample", "subpixel"],
+    ["--recipe", "laptop"],
+], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop"])
+def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
+                 "--preview-every", "0", *recipe]) == 0
+    first, last = ckpt.load(run / "ckpt-00000000.pt"), ckpt.load(run / "ckpt-00000002.pt")
+    for net in ("generator", "discriminator"):
+        before = torch.cat([v.flatten().float() for v in first[net].values()])
+        after = torch.cat([v.flatten().float() for v in last[net].values()])
+        assert torch.isfinite(after).all() and not torch.equal(before, after), net
+    rows = (run / "losses.csv").read_text().splitlines()
+    assert len(rows) >= 3
+
+
+def test_laptop_recipe_first_steps_are_deterministic(tiny_cache, tmp_path):
+    def run(out):
+        cfg = resolve_config(str(tiny_cache), str(out), "laptop", model_dim=4, batch_size=4, steps=3, preview_every=0,
+                             checkpoint_every=100, progress=False)
+        t = Trainer(cfg, log=lambda *a: None)
+        try:
+            t.train()
+            return _params(t.G), _params(t.D)
+        finally:
+            t.close()
+
+    g1, d1 = run(tmp_path / "a")
+    g2, d2 = run(tmp_path / "b")
+    assert torch.equal(g1, g2) and torch.equal(d1, d2)
+
+
+def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
+    cfg = resolve_config("c", "o", "laptop", model_dim=64)
+    assert cfg.model_dim == 64 and cfg.loss == "ns" and cfg.spectral_resolutions == (256, 1024) and cfg.n_critic == 1
+    assert resolve_config("c", "o").loss == "wgan-gp" and resolve_config("c", "o").n_critic == 5
+    spec = resolve_config("c", "o", "laptop", arch="specgan")  # WaveGAN-only parts of the recipe stay off
+    assert spec.arch == "specgan" and spec.spectral_critics == "none" and spec.augment == "none" and spec.loss == "ns"
+    assert set(RECIPES) == {"paper", "laptop"}
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_cache), "--out", str(run), "--recipe", "laptop", *TINY, "--steps", "1", "--preview-every", "0",
+                 "--threads", "1"]) == 0
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert saved["recipe"] == "laptop" and saved["loss"] == "ns" and saved["model_dim"] == 4 and saved["threads"] == 1
+    assert TrainConfig.from_json(saved).mbstd is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--loss", "wgan-gp", "--r1-gamma", "1"], "--r1-gamma 1 with --loss wgan-gp"),
+    (["--arch", "specgan", "--spectral-critics", "256"], "--spectral-critics 256 with --arch specgan"),
+    (["--arch", "specgan", "--augment", "gain"], "--augment gain with --arch specgan"),
+    (["--arch", "specgan", "--conditioning", "film"], "--conditioning film with --arch specgan"),
+    (["--spectral-critics", "300"], "spectral_critics must be 'none' or distinct powers of 2"),
+    (["--augment", "reverse"], "augment must be 'none' or a comma list of shift, gain, polarity"),
+    (["--mbstd", "on", "--batch-size", "6"], "--mbstd on needs a per-process batch divisible by 4"),
+    (["--r1-every", "0", "--loss", "ns"], "r1_every must be >= 1"),
+])
+def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
+    tiny = [a for a in TINY if a != "--quiet"]
+    err = _error(capsys, "train", str(tiny_cache), "--out", str(tmp_path / "r"), *tiny, "--steps", "1", *argv)
+    assert message in err and "Traceback" not in err
+
+
+def test_resuming_with_another_recipe_is_refused(tiny_cache, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "1", "--preview-every", "0"]) == 0
+    capsys.readouterr()
+    err = _error(capsys, "train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--preview-every", "0", "--recipe", "laptop")
+    assert "is a different model" in err and "recipe: 'paper' vs 'laptop'" in err and "loss: 'wgan-gp' vs 'ns'" in err
+
+
+def test_a_checkpoint_from_before_critic_sets_still_resumes(tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "1", "--preview-every", "0"]) == 0
+    path = run / "ckpt-00000001.pt"
+    state = ckpt.load(path)
+    state["discriminator"] = {k.removeprefix("main."): v for k, v in state["discriminator"].items()}  # the old layout
+    for key in ("recipe", "loss", "r1_gamma", "r1_every", "augment", "spectral_critics", "mbstd", "conditioning", "threads"):
+        state["config"].pop(key)
+    ckpt.save_atomic(state, path)
+    assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--preview-every", "0"]) == 0
+    assert ckpt.load(run / "ckpt-00000002.pt")["step"] == 2
+
+
+def test_generator_built_from_a_spec_carries_its_conditioning():
+    spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=4, upsample="subpixel", conditioning="film")
+    assert ModelSpec.from_json(spec.to_json()) == spec and "film conditioning" in spec.describe()
+    assert build_generator(spec).cond_scale is not None
+
+
+# -- generator structure: envelope, smooth upsampling, initialisation ------------------------------
+
+
+def test_envelope_head_gates_the_output_and_exports_its_shape():
+    torch.manual_seed(0)
+    g = WaveGANGenerator(4, 16384, d=4, upsample="smooth", envelope=True)
+    z, cat = torch.rand(2, 100) * 2 - 1, torch.eye(4)[:2]
+    with torch.no_grad():
+        open_ = g(z, cat)
+        g.envelope.bias.fill_(-30.0)  # gain ~ 0 everywhere: silence, whatever the upsampling layers make
+        assert float(g(z, cat).abs().max()) < 1e-9 < float(open_.abs().max())
+        g.envelope.bias.fill_(0.0)
+        g.envelope.weight.zero_()
+        half = g(z, cat)  # gain 0.5 everywhere
+        g.envelope = None
+        assert torch.allclose(half, 0.5 * g(z, cat), atol=1e-6)
+
+
+def test_smooth_upsampling_cannot_make_checkerboard_tones_whatever_its_weights():
+    from train.metrics import periodic_artefact_db
+
+    torch.manual_seed(0)
+    z, cat = torch.rand(16, 100) * 2 - 1, torch.eye(2)[torch.arange(16) % 2]
+    db = {}
+    for mode in ("subpixel", "smooth"):
+        g = WaveGANGenerator(2, 16384, d=8, upsample=mode)
+        with torch.no_grad():
+            for up in g.ups:
+                up.conv.weight.normal_(0, 0.05)  # weights as training may leave them: the sub-pixel phases differ
+            db[mode] = periodic_artefact_db(g(z, cat).numpy())
+    assert db["subpixel"] > 20 and db["smooth"] < 3, db
+
+
+def test_kaiming_init_makes_the_latent_matter_from_the_first_step():
+    from train.critics import log_spectrogram
+    from train.wavegan import kaiming_init
+
+    def spread(g):
+        torch.manual_seed(1)
+        z = torch.rand(8, 100) * 2 - 1
+        with torch.no_grad():
+            out = torch.stack([log_spectrogram(g(z, torch.eye(4)[[k] * 8]), 256) for k in range(4)])  # [4, 8, F, T]
+        return float((out - out.mean(1, keepdim=True)).abs().mean())
+
+    torch.manual_seed(0)
+    g = WaveGANGenerator(4, 16384, d=16, upsample="smooth", conditioning="film", envelope=True)
+    before = spread(g)
+    kaiming_init(g)
+    assert spread(g) > 10 * before
+    w = g.ups[0].conv.weight.view(g.ups[0].c_out, 4, g.ups[0].conv.in_channels, -1)
+    assert torch.equal(w[:, 0], w[:, 3])  # ICNR symmetry kept
+
+
+def test_mode_seeking_falls_as_pairs_of_clips_differ_more():
+    from train.losses import mode_seeking
+
+    z = torch.rand(8, 100) * 2 - 1
+    same = torch.zeros(8, 10)
+    apart = torch.cat([torch.zeros(4, 10), torch.ones(4, 10)])
+    assert float(mode_seeking(apart, z)) < float(mode_seeking(same + 0.01 * torch.randn(8, 10), z))
+
+
+def test_ema_keeps_a_moving_average_that_previews_evaluate_and_export_use(tiny_cache, tmp_path):
+    """--ema: the checkpoint holds the average beside the live weights; the average follows the live
+    weights (decay ramped up from 0.5), is what the run previews and scores, and export/evaluate take it
+    unless told --weights raw; a run trained without it refuses --weights ema with a clear error."""
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "3", "--checkpoint-every", "1",
+                 "--preview-every", "0", "--ema", "0.99", "--keep-checkpoints", "10"]) == 0
+    start, one, three = (ckpt.load(run / ckpt.checkpoint_name(s)) for s in (0, 1, 3))
+    for name, avg in three["generator_ema"].items():
+        assert torch.isfinite(avg).all()
+    flat = {k: torch.cat([v.flatten().float() for v in three[k].values()]) for k in ("generator", "generator_ema")}
+    assert not torch.equal(flat["generator"], flat["generator_ema"])
+    # step 1's average: the initial weights moved (1 - decay(0)) = 0.9 of the way to the live ones (decay(0) = 1/10)
+    init = torch.cat([v.flatten().float() for v in start["generator"].values()])
+    live1 = torch.cat([v.flatten().float() for v in one["generator"].values()])
+    avg1 = torch.cat([v.flatten().float() for v in one["generator_ema"].values()])
+    assert torch.allclose(avg1, init + 0.9 * (live1 - init), atol=1e-6)
+    synth_avg, _, state = ckpt.load_synthesizer(run / ckpt.checkpoint_name(3))
+    synth_raw, _, raw_state = ckpt.load_synthesizer(run / ckpt.checkpoint_name(3), weights="raw")
+    assert (state["weights"], raw_state["weights"]) == ("ema", "raw")
+    z, cat = torch.randn(2, synth_avg.spec.latent_dim), torch.eye(synth_avg.spec.n_categories)[:2]
+    assert not torch.allclose(synth_avg(z, cat), synth_raw(z, cat))
+    # a resumed run goes on averaging from the saved average
+    assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "4", "--checkpoint-every", "1",
+                 "--preview-every", "0", "--ema", "0.99"]) == 0
+    four = ckpt.load(run / ckpt.checkpoint_name(4))
+    assert four["generator_ema"] is not None
+    plain = tmp_path / "plain"
+    assert main(["train", str(tiny_cache), "--out", str(plain), *TINY, "--steps", "1", "--preview-every", "0"]) == 0
+    with pytest.raises(ckpt.CheckpointError, match="no moving average.*--weights raw"):
+        ckpt.load_synthesizer(plain, weights="ema")
+    with pytest.raises(ValueError, match="ema must be 0"):
+        TrainConfig(cache="c", out="o", ema=1.0)
+
+
+def test_tied_upsampling_makes_no_tone_from_silence():
+    """--upsample tied: one bias per channel, shared by the stride's phases. Whatever the weights, a
+    silent input gives a constant output; with a bias per phase (subpixel) it gives a pattern repeating
+    every stride samples: a tone at multiples of the layer's input rate. (Its export parity is one of
+    test_export's variants.)"""
+    from train.wavegan import Upsample1d
+
+    torch.manual_seed(0)
+    for mode, tone in (("subpixel", True), ("tied", False)):
+        up = Upsample1d(8, 4, 4, mode)
+        with torch.no_grad():
+            for p in up.parameters():
+                p.normal_()  # as if trained: nothing left of the ICNR symmetry
+        with torch.no_grad():
+            y = up(torch.zeros(1, 8, 32))[0]  # [4, 128]
+        varies = float((y - y.mean(dim=1, keepdim=True)).abs().max())
+        assert (varies > 1e-3) == tone, (mode, varies)
+    g = WaveGANGenerator(4, 16384, d=4, upsample="tied", conditioning="film", envelope=True)
+    assert sum("ups.0.bias" == k for k, _ in g.named_parameters()) == 1 and g.ups[0].conv.bias is None
+    assert g(torch.randn(2, 100), torch.eye(4)[:2]).shape == (2, 16384)

@@ -1,0 +1,134 @@
+"""One critic update and one generator update, for every recipe (``--loss``, ``--augment``, R1 or the
+gradient penalty, the critics in the set). The trainer decides how many of each make a step and what
+happens around them; this module only knows how to score a batch and apply a gradient.
+
+Shapes: real clips ``[B, T]``; what the critics see ``[B, T]`` (WaveGAN) or ``[B, S, S]`` (SpecGAN);
+scores ``[n_critics, B]``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .augment import augment_audio
+from .config import TrainConfig
+from .critics import log_spectrogram
+from .losses import critic_loss, generator_loss, gradient_penalty, mode_seeking, r1_penalty
+from .models import sample_latents
+
+
+@dataclass
+class Networks:
+    """The modules a step touches. ``g_train``/``d_train`` may be DDP or compiled wrappers of ``G``/``D``;
+    ``d_for_g`` is the critic as the generator step calls it (never DDP-wrapped: its gradients are not
+    applied there)."""
+
+    G: nn.Module
+    D: nn.Module
+    g_train: nn.Module
+    d_train: nn.Module
+    d_for_g: nn.Module
+    real_transform: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+class AdversarialSteps:
+    def __init__(self, config: TrainConfig, nets: Networks, device: torch.device,
+                 autocast: Callable[[], AbstractContextManager], finite: Callable[[torch.Tensor], bool]) -> None:
+        self.c = config
+        self.nets = nets
+        self.device = device
+        self.autocast = autocast
+        self.finite = finite
+        self.augment = config.augment_names
+        self.critic_updates = 0  # counts critic updates, for the lazy R1 schedule
+        self.poison_next = False  # tests: make the next critic loss NaN
+
+    def _latents(self, b: int) -> torch.Tensor:
+        return sample_latents(b, self.c.latent_dim, device=self.device)
+
+    def critic_step(self, clips: torch.Tensor, cat: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """One critic update on real ``clips : [B, T]`` with one-hot ``cat : [B, n]``; None if the loss was
+        NaN/Inf (nothing applied)."""
+        c, n = self.c, self.nets
+        b = clips.shape[0]
+        with torch.no_grad():
+            real = n.real_transform(clips)
+            with self.autocast():
+                fake = n.G(self._latents(b), cat).float()
+            real, fake = augment_audio(real, self.augment), augment_audio(fake, self.augment)
+        out: dict[str, torch.Tensor] = {}
+        if c.loss == "wgan-gp":
+            alpha = torch.rand((b,) + (1,) * (real.dim() - 1), device=self.device)
+            mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+            with self.autocast():
+                # one forward over real, fake and interpolates: one DDP reduction, one launch per layer
+                scores = n.d_train(torch.cat([real, fake, mixed]), cat.repeat(3, 1)).float()
+            s_real, s_fake, s_mixed = scores.split(b, dim=1)
+            penalty = gradient_penalty(s_mixed, mixed)
+            loss = critic_loss(c.loss, s_real, s_fake) + c.gp_lambda * penalty
+            out["gradient_penalty"] = penalty.detach()
+        else:
+            lazy_r1 = c.r1_gamma > 0 and self.critic_updates % c.r1_every == 0
+            if lazy_r1:
+                real.requires_grad_(True)
+            with self.autocast():
+                scores = n.d_train(torch.cat([real, fake]), cat.repeat(2, 1)).float()
+            s_real, s_fake = scores.split(b, dim=1)
+            loss = critic_loss(c.loss, s_real, s_fake)
+            if lazy_r1:
+                penalty = r1_penalty(s_real, real)
+                # applied every r1_every updates, so weighted by r1_every: the same regularisation on average
+                loss = loss + c.r1_gamma * c.r1_every * penalty
+                out["gradient_penalty"] = penalty.detach()
+        if self.poison_next:
+            self.poison_next = False
+            loss = loss * float("nan")
+        if not self.finite(loss):
+            return None
+        n.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        n.opt_d.step()
+        self.critic_updates += 1
+        out["loss_d"] = loss.detach()
+        out["wasserstein"] = (s_real.mean(dim=1) - s_fake.mean(dim=1)).sum().detach()  # the critics' real-minus-fake gap
+        return out
+
+    def generator_step(self, cat: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """One generator update for one-hot ``cat : [B, n]``; None if the loss was NaN/Inf. With mode seeking
+        the batch's second half repeats the first half's categories (pairs of latents, one category)."""
+        c, n = self.c, self.nets
+        b = cat.shape[0]
+        seeking = c.mode_seeking > 0 and b >= 2
+        if seeking:
+            h = b // 2
+            cat = torch.cat([cat[:h], cat[:h], cat[2 * h :]])
+        for p in n.D.parameters():
+            p.requires_grad_(False)
+        out = {}
+        try:
+            with self.autocast():
+                z = self._latents(b)
+                fake = n.g_train(z, cat).float()
+                loss = generator_loss(c.loss, n.d_for_g(augment_audio(fake, self.augment), cat).float())
+                if seeking:
+                    feats = fake if fake.dim() == 3 else log_spectrogram(fake, 256)  # SpecGAN images, or WaveGAN's spectrogram
+                    ms = mode_seeking(feats[: 2 * h], z[: 2 * h])
+                    loss = loss + c.mode_seeking * ms
+                    out["mode_seeking"] = ms.detach()
+            if not self.finite(loss):
+                return None
+            n.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            n.opt_g.step()
+        finally:
+            for p in n.D.parameters():
+                p.requires_grad_(True)
+        out["loss_g"] = loss.detach()
+        return out

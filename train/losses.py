@@ -1,0 +1,75 @@
+"""Adversarial losses and their regularisers, as small functions of critic scores.
+
+Scores are ``[n_critics, B]`` (one row per critic of a :class:`~train.critics.CriticSet`); every loss is
+the sum over critics of each critic's own loss, so adding a critic adds a term and changes nothing else.
+
+- ``wgan-gp`` (Gulrajani et al. 2017; the paper's): critic ``E[D(fake)] - E[D(real)] + lambda * GP``,
+  generator ``-E[D(fake)]``. GP is ``(||grad D(mixed)|| - 1)^2`` on random interpolates, which needs a
+  third critic pass and a double backward at *every* critic step; with the paper's 5 critic steps per
+  generator step it is the slowest option per step.
+- ``hinge`` (Miyato et al. 2018): critic ``E[relu(1 - D(real))] + E[relu(1 + D(fake))]``, generator
+  ``-E[D(fake)]``.
+- ``ns``, the non-saturating loss (Goodfellow et al. 2014): critic ``softplus(-D(real)) +
+  softplus(D(fake))``, generator ``softplus(-D(fake))``.
+
+hinge and ns are regularised with R1 (Mescheder et al. 2018): ``gamma / 2 * E||grad_x D(real)||^2`` on
+real clips only, computed lazily every ``r1_every`` critic steps and scaled by ``r1_every`` (StyleGAN2),
+so most critic steps cost two forward passes and one backward.
+
+Mode seeking (Mao et al., "Mode Seeking GANs", CVPR 2019) is a generator-only term against conditional
+collapse -- one sound per category whatever the latent: pairs of clips made from two latents with the
+same category are pushed apart, ``1 / (mean|S(G(z1)) - S(G(z2))| / mean|z1 - z2| + eps)``, with ``S`` the
+log-magnitude spectrogram (distances between waveforms would mostly measure phase).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from .config import LOSSES  # the names --loss takes, defined once (the command line needs no torch)
+
+
+def critic_loss(kind: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
+    """``s_real, s_fake : [n_critics, B]`` -> scalar (before any penalty)."""
+    if kind == "wgan-gp":
+        return (s_fake.mean(dim=1) - s_real.mean(dim=1)).sum()
+    if kind == "hinge":
+        return (F.relu(1 - s_real).mean(dim=1) + F.relu(1 + s_fake).mean(dim=1)).sum()
+    if kind == "ns":
+        return (F.softplus(-s_real).mean(dim=1) + F.softplus(s_fake).mean(dim=1)).sum()
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
+
+
+def generator_loss(kind: str, s_fake: torch.Tensor) -> torch.Tensor:
+    """``s_fake : [n_critics, B]`` -> scalar."""
+    if kind in ("wgan-gp", "hinge"):
+        return -s_fake.mean(dim=1).sum()
+    if kind == "ns":
+        return F.softplus(-s_fake).mean(dim=1).sum()
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
+
+
+def mode_seeking(features: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``features : [2P, ...]`` of clips made from ``z : [2P, latent]`` where clip ``i`` and ``P + i`` share a
+    category -> scalar to minimise (larger output distance per unit of latent distance = lower)."""
+    p = features.shape[0] // 2
+    d_out = (features[:p] - features[p : 2 * p]).abs().flatten(1).mean(dim=1)
+    d_z = (z[:p] - z[p : 2 * p]).abs().mean(dim=1)
+    return (1.0 / (d_out / d_z + eps)).mean()
+
+
+def gradient_penalty(s_mixed: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP: ``mean((||d sum(D) / d mixed|| - 1)^2)``, one penalty per critic summed (each critic is
+    held to its own Lipschitz bound). ``s_mixed : [n_critics, B]``, ``mixed`` requires grad."""
+    total = s_mixed.new_zeros(())
+    for row in s_mixed:
+        grad = torch.autograd.grad(row.sum(), mixed, create_graph=True)[0]
+        total = total + ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return total
+
+
+def r1_penalty(s_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1: ``mean(||d sum_critics D(real) / d real||^2) / 2`` (``real`` requires grad)."""
+    grad = torch.autograd.grad(s_real.sum(), real, create_graph=True)[0]
+    return 0.5 * grad.float().flatten(1).pow(2).sum(dim=1).mean()
