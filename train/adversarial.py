@@ -18,7 +18,7 @@ from torch import nn
 from .augment import augment_audio
 from .config import TrainConfig
 from .critics import log_spectrogram
-from .losses import critic_loss, generator_loss, gradient_penalty, mode_seeking, r1_penalty
+from .losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, mode_seeking, r1_penalty
 from .models import sample_latents
 
 
@@ -49,6 +49,15 @@ class AdversarialSteps:
         self.augment = config.augment_names
         self.critic_updates = 0  # counts critic updates, for the lazy R1 schedule
         self.poison_next = False  # tests: make the next critic loss NaN
+        self.aux = config.aux_class > 0
+
+    def _score(self, critic: nn.Module, x: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``[n_critics, B']`` scores and, with ``--aux-class``, ``[n_critics, B', n]`` category logits, in one
+        forward (one DDP reduction)."""
+        if not self.aux:
+            return critic(x, cat).float(), None
+        scores, logits = critic(x, cat, logits=True)
+        return scores.float(), logits
 
     def _latents(self, b: int) -> torch.Tensor:
         return sample_latents(b, self.c.latent_dim, device=self.device)
@@ -69,7 +78,7 @@ class AdversarialSteps:
             mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
             with self.autocast():
                 # one forward over real, fake and interpolates: one DDP reduction, one launch per layer
-                scores = n.d_train(torch.cat([real, fake, mixed]), cat.repeat(3, 1)).float()
+                scores, logits = self._score(n.d_train, torch.cat([real, fake, mixed]), cat.repeat(3, 1))
             s_real, s_fake, s_mixed = scores.split(b, dim=1)
             penalty = gradient_penalty(s_mixed, mixed)
             loss = critic_loss(c.loss, s_real, s_fake) + c.gp_lambda * penalty
@@ -79,7 +88,7 @@ class AdversarialSteps:
             if lazy_r1:
                 real.requires_grad_(True)
             with self.autocast():
-                scores = n.d_train(torch.cat([real, fake]), cat.repeat(2, 1)).float()
+                scores, logits = self._score(n.d_train, torch.cat([real, fake]), cat.repeat(2, 1))
             s_real, s_fake = scores.split(b, dim=1)
             loss = critic_loss(c.loss, s_real, s_fake)
             if lazy_r1:
@@ -87,6 +96,12 @@ class AdversarialSteps:
                 # applied every r1_every updates, so weighted by r1_every: the same regularisation on average
                 loss = loss + c.r1_gamma * c.r1_every * penalty
                 out["gradient_penalty"] = penalty.detach()
+        if logits is not None:
+            # the classifiers learn the categories from real clips only: judged on fakes they would learn the
+            # generator's mistakes as the category (AC-GAN's known failure; Gong et al. 2019 "TAC-GAN")
+            aux = aux_class_loss(logits[:, :b], cat)
+            loss = loss + c.aux_class * aux
+            out["aux_class"] = aux.detach()
         if self.poison_next:
             self.poison_next = False
             loss = loss * float("nan")
@@ -116,7 +131,10 @@ class AdversarialSteps:
             with self.autocast():
                 z = self._latents(b)
                 fake = n.g_train(z, cat).float()
-                loss = generator_loss(c.loss, n.d_for_g(augment_audio(fake, self.augment), cat).float())
+                scores, logits = self._score(n.d_for_g, augment_audio(fake, self.augment), cat)
+                loss = generator_loss(c.loss, scores)
+                if logits is not None:  # make clips the critics' classifiers hear as the category asked for
+                    loss = loss + c.aux_class * aux_class_loss(logits, cat)
                 if seeking:
                     feats = fake if fake.dim() == 3 else log_spectrogram(fake, 256)  # SpecGAN images, or WaveGAN's spectrogram
                     ms = mode_seeking(feats[: 2 * h], z[: 2 * h])

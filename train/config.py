@@ -29,7 +29,8 @@ WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its
 MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional",
                 "spectral_critics", "mbstd", "conditioning", "envelope")
 # The fields that define how the networks learn: a resumed run must agree on them too.
-RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "init")
+RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "init",
+                 "aux_class")
 
 RECIPES: dict[str, dict] = {
     "paper": {},  # the dataclass defaults
@@ -71,6 +72,7 @@ class TrainConfig:
     r1_every: int = 16  # lazy R1: every this many critic updates
     augment: str = "none"  # WaveGAN: "shift,gain,polarity", any subset, or "none"
     mode_seeking: float = 0.0  # weight of the mode-seeking term against conditional collapse (0 = off)
+    aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     ema: float = 0.0  # decay of an exponential moving average of the generator's weights, kept beside them (0 = off)
     init: str = "default"  # WaveGAN generator: PyTorch's "default" initialisation or "kaiming" (see wavegan.kaiming_init)
     steps: int = 100_000
@@ -111,6 +113,7 @@ class TrainConfig:
             (self.r1_gamma >= 0, "r1_gamma", ">= 0"),
             (self.r1_every >= 1, "r1_every", ">= 1"),
             (self.mode_seeking >= 0, "mode_seeking", ">= 0 (0 turns it off)"),
+            (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (self.init in ("default", "kaiming"), "init", "'default' or 'kaiming'"),
             (self.ema == 0 or 0.5 <= self.ema < 1, "ema", "0 (off) or a decay in [0.5, 1), e.g. 0.998"),
             (self.threads >= 0, "threads", ">= 0 (0: this process's share of the cores)"),
@@ -127,6 +130,9 @@ class TrainConfig:
         if self.loss == "wgan-gp" and self.r1_gamma > 0:
             raise ValueError(f"--r1-gamma {self.r1_gamma:g} with --loss wgan-gp: R1 regularises the hinge and ns losses; "
                              "WGAN-GP has its own gradient penalty (--gp-lambda). Use --loss ns or hinge, or --r1-gamma 0")
+        if self.unconditional and self.aux_class > 0:
+            raise ValueError(f"--aux-class {self.aux_class:g} with --unconditional: there are no categories to classify; "
+                             "use --aux-class 0, or train with categories")
         if self.arch == "specgan" and self.spectral_critics != "none":
             raise ValueError(f"--spectral-critics {self.spectral_critics} with --arch specgan: SpecGAN's critic already judges "
                              "spectrograms and the extra critics need waveforms; use --spectral-critics none, or --arch wavegan")
@@ -226,6 +232,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="WaveGAN generator's initial weights: PyTorch's default, or Kaiming so the latent matters from step 1")
     o.add_argument("--mode-seeking", type=float, default=b,
                    help="weight of the mode-seeking term: latents that differ make clips that differ (default 0: off)")
+    o.add_argument("--aux-class", type=float, default=b,
+                   help="weight of a category classifier in each critic, trained on real clips, that the generator "
+                        "must convince (AC-GAN; default 0: off)")
     o.add_argument("--ema", type=float, default=b, metavar="DECAY",
                    help="keep an exponential moving average of the generator's weights (laptop: 0.998; paper: 0, off); "
                         "previews, evaluate and export then use the average (evaluate/export --weights raw for the live ones)")

@@ -8,6 +8,10 @@
 - :func:`minibatch_stddev`: the feature standard deviation across a small group of clips, appended as
   one more channel before the critic's head (Karras et al. 2018): a generator that makes the same clip
   every time shows a zero there, which the critic learns to punish -- a cheap guard against collapse.
+- :func:`critic_head`: every critic's head, a projection score and, optionally (``--aux-class``), a
+  category classifier on the same features (AC-GAN, Odena et al. 2017, trained on real clips only):
+  the projection says "real for this category", the classifier "which category", a direct gradient
+  that pulls the generator's categories apart.
 - :class:`CriticSet`: the architecture's critic plus any spectral critics, ``[n_critics, B]`` scores.
 """
 
@@ -32,6 +36,18 @@ def log_spectrogram(audio: torch.Tensor, n_fft: int, window: torch.Tensor | None
     spec = torch.stft(audio.float(), n_fft, n_fft // 4, window=window, center=True, return_complex=True)
     mag = torch.sqrt(spec.real[:, :-1] ** 2 + spec.imag[:, :-1] ** 2 + 1e-12) * (4.0 / n_fft)  # a Hann window sums to n_fft/2
     return torch.log(mag + LOG_FLOOR) / 4.0
+
+
+def critic_head(critic: nn.Module, phi: torch.Tensor, category: torch.Tensor, logits: bool = False):
+    """A critic's projection head over its features ``phi : [B, F]``: ``score : [B] = out(phi) + <embed(y),
+    phi>`` (Miyato & Koyama 2018), and with ``logits`` also ``classify(phi) : [B, n]`` (the critic must have
+    been built with ``aux``)."""
+    score = critic.out(phi)[:, 0] + (critic.embed(category) * phi).sum(dim=1)
+    if not logits:
+        return score
+    if critic.classify is None:
+        raise ModelError("this critic has no category classifier (build it with aux=True)")
+    return score, critic.classify(phi)
 
 
 def minibatch_stddev(x: torch.Tensor, group: int = MBSTD_GROUP) -> torch.Tensor:
@@ -66,7 +82,7 @@ class SpectralCritic(nn.Module):
     (optionally), one more convolution, global average pooling and a projection head like WaveGAN's.
     On the 2-core CPU this costs about a fifth of a 2-D convolution stack over the same image."""
 
-    def __init__(self, n_categories: int, n_fft: int, width: int = 16, mbstd: bool = False) -> None:
+    def __init__(self, n_categories: int, n_fft: int, width: int = 16, mbstd: bool = False, aux: bool = False) -> None:
         super().__init__()
         if n_fft < 64 or n_fft & (n_fft - 1):
             raise ModelError(f"spectral critic resolutions must be powers of 2 >= 64, got {n_fft}")
@@ -79,19 +95,20 @@ class SpectralCritic(nn.Module):
         self.final = nn.Conv1d(chans[-1] + int(mbstd), chans[-1], 3, padding=1)
         self.out = nn.Linear(chans[-1], 1)
         self.embed = nn.Linear(n_categories, chans[-1], bias=False)
+        self.classify = nn.Linear(chans[-1], n_categories) if aux else None
 
     def image(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` -> ``[B, n_fft/2, frames]``, roughly in [-2.3, 0.3] (:func:`log_spectrogram`)."""
         return log_spectrogram(audio, self.n_fft, self.window)
 
-    def forward(self, audio: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, category: torch.Tensor, logits: bool = False):
         x = self.image(audio).to(audio.dtype)
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.2)  # n_fft 256, 16384 samples: [B,128,257] -> [B,64,129] -> [B,64,65] -> [B,128,33] -> [B,128,17]
         if self.mbstd:
             x = minibatch_stddev(x)
         phi = F.leaky_relu(self.final(x), 0.2).mean(dim=2)  # [B, 8*width]
-        return self.out(phi)[:, 0] + (self.embed(category) * phi).sum(dim=1)
+        return critic_head(self, phi, category, logits)
 
 
 class CriticSet(nn.Module):
@@ -108,5 +125,14 @@ class CriticSet(nn.Module):
     def names(self) -> list[str]:
         return ["main"] + [f"stft{c.n_fft}" for c in self.spectral]
 
-    def forward(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.main(x, category)] + [c(x, category) for c in self.spectral])
+    @property
+    def aux(self) -> bool:
+        return self.main.classify is not None
+
+    def forward(self, x: torch.Tensor, category: torch.Tensor, logits: bool = False):
+        """``[n_critics, B]`` scores; with ``logits`` (critics built with ``aux``) also ``[n_critics, B, n]``
+        category logits, one classifier a critic."""
+        if not logits:
+            return torch.stack([self.main(x, category)] + [c(x, category) for c in self.spectral])
+        both = [self.main(x, category, True)] + [c(x, category, True) for c in self.spectral]
+        return torch.stack([s for s, _ in both]), torch.stack([lg for _, lg in both])

@@ -50,6 +50,14 @@ def generator_loss(kind: str, s_fake: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
 
 
+def aux_class_loss(logits: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    """The critics' category classifiers against the categories asked for: ``logits : [n_critics, B, n]``,
+    one-hot ``cat : [B, n]`` -> scalar, the cross-entropy summed over critics (each classifier is its own
+    judge, as each critic's score is)."""
+    target = cat.argmax(dim=1)
+    return sum(F.cross_entropy(row.float(), target) for row in logits)
+
+
 def mode_seeking(features: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """``features : [2P, ...]`` of clips made from ``z : [2P, latent]`` where clip ``i`` and ``P + i`` share a
     category -> scalar to minimise (larger output distance per unit of latent distance = lower)."""

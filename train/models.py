@@ -95,20 +95,21 @@ def build_generator(spec: ModelSpec) -> nn.Module:
     return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
 
 
-def build_discriminator(spec: ModelSpec, mbstd: bool = False) -> nn.Module:
+def build_discriminator(spec: ModelSpec, mbstd: bool = False, aux: bool = False) -> nn.Module:
     """The architecture's own critic: WaveGAN's on samples, SpecGAN's on images."""
     if spec.architecture == "wavegan":
-        return WaveGANDiscriminator(spec.n_categories, spec.n_samples, spec.model_dim, spec.phase_shuffle, mbstd)
-    return SpecGANDiscriminator(spec.n_categories, spec.view, spec.model_dim, mbstd)
+        return WaveGANDiscriminator(spec.n_categories, spec.n_samples, spec.model_dim, spec.phase_shuffle, mbstd, aux)
+    return SpecGANDiscriminator(spec.n_categories, spec.view, spec.model_dim, mbstd, aux)
 
 
-def build_critics(spec: ModelSpec, spectral_resolutions: tuple[int, ...] = (), mbstd: bool = False) -> CriticSet:
+def build_critics(spec: ModelSpec, spectral_resolutions: tuple[int, ...] = (), mbstd: bool = False,
+                  aux: bool = False) -> CriticSet:
     """The architecture's critic plus a :class:`~train.critics.SpectralCritic` per STFT size (WaveGAN only),
     each ``model_dim`` channels wide at its first layer."""
     if spectral_resolutions and spec.architecture != "wavegan":
         raise ModelError("spectral critics judge waveforms: they exist for WaveGAN, not SpecGAN")
-    return CriticSet(build_discriminator(spec, mbstd),
-                     [SpectralCritic(spec.n_categories, n, spec.model_dim, mbstd) for n in spectral_resolutions])
+    return CriticSet(build_discriminator(spec, mbstd, aux),
+                     [SpectralCritic(spec.n_categories, n, spec.model_dim, mbstd, aux) for n in spectral_resolutions])
 
 
 class RealTransform(nn.Module):

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import VIEW_SIZES
-from .critics import minibatch_stddev
+from .critics import critic_head, minibatch_stddev
 from .errors import ModelError
 
 KERNEL = 5
@@ -56,9 +56,10 @@ class SpecGANGenerator(nn.Module):
 
 
 class SpecGANDiscriminator(nn.Module):
-    """Projection critic: ``image : [B, S, S]``, ``category : [B, n_categories]`` -> ``score : [B]``."""
+    """Projection critic: ``image : [B, S, S]``, ``category : [B, n_categories]`` -> ``score : [B]`` (with
+    ``aux``, also category logits, as :class:`~train.wavegan.WaveGANDiscriminator`)."""
 
-    def __init__(self, n_categories: int, view: str = "128", d: int = 64, mbstd: bool = False) -> None:
+    def __init__(self, n_categories: int, view: str = "128", d: int = 64, mbstd: bool = False, aux: bool = False) -> None:
         super().__init__()
         chans = specgan_channels(d, view)[::-1]  # 128: [1, d, 2d, 4d, 8d, 16d]
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], KERNEL, 2, padding=2) for i in range(len(chans) - 1))
@@ -66,12 +67,13 @@ class SpecGANDiscriminator(nn.Module):
         self.features = (chans[-1] + int(mbstd)) * 16
         self.out = nn.Linear(self.features, 1)
         self.embed = nn.Linear(n_categories, self.features, bias=False)
+        self.classify = nn.Linear(self.features, n_categories) if aux else None
 
-    def forward(self, image: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, category: torch.Tensor, logits: bool = False):
         x = image[:, None]  # [B, 1, 128, 128]
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.2)  # [B,64,64,64] -> [B,128,32,32] -> [B,256,16,16] -> [B,512,8,8] -> [B,1024,4,4]
         if self.mbstd:
             x = minibatch_stddev(x)  # [B, 16d + 1, 4, 4]
         phi = x.flatten(1)  # [B, 16*16d]
-        return self.out(phi)[:, 0] + (self.embed(category) * phi).sum(dim=1)  # [B]
+        return critic_head(self, phi, category, logits)  # [B]

@@ -87,7 +87,7 @@ class Trainer:
         self.G = self.G.to(self.device)
         # the moving average of the generator's weights (--ema): what previews, scores and exports use
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema > 0 else None
-        self.D = build_critics(self.spec, c.spectral_resolutions, c.mbstd).to(self.device)
+        self.D = build_critics(self.spec, c.spectral_resolutions, c.mbstd, aux=c.aux_class > 0).to(self.device)
         self.real_transform = RealTransform(self.spec, self.stats).to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), c.lr, betas=(c.beta1, c.beta2))

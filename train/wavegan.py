@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import UPSAMPLE_MODES
-from .critics import minibatch_stddev
+from .critics import critic_head, minibatch_stddev
 from .errors import ModelError
 
 KERNEL = 25
@@ -227,10 +227,12 @@ def phase_shuffle(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 class WaveGANDiscriminator(nn.Module):
-    """Projection critic: ``audio : [B, n_samples]``, ``category : [B, n_categories]`` -> ``score : [B]``."""
+    """Projection critic: ``audio : [B, n_samples]``, ``category : [B, n_categories]`` -> ``score : [B]``;
+    with ``aux`` it also has a category classifier on the same features (``logits=True``: ``(score,
+    logits : [B, n_categories])``, see :func:`train.losses.aux_class_loss`)."""
 
     def __init__(self, n_categories: int, n_samples: int = 16384, d: int = 64, phase_shuffle_radius: int = 2,
-                 mbstd: bool = False) -> None:
+                 mbstd: bool = False, aux: bool = False) -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         n = len(strides)
@@ -244,8 +246,9 @@ class WaveGANDiscriminator(nn.Module):
         self.features = (chans[-1] + int(mbstd)) * 16
         self.out = nn.Linear(self.features, 1)
         self.embed = nn.Linear(n_categories, self.features, bias=False)  # projection: <E y, phi(x)>
+        self.classify = nn.Linear(self.features, n_categories) if aux else None
 
-    def forward(self, audio: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, category: torch.Tensor, logits: bool = False):
         x = audio[:, None, :]  # [B, 1, 16384]
         for i, conv in enumerate(self.convs):
             x = F.leaky_relu(conv(x), 0.2)  # [B,64,4096] -> [B,128,1024] -> [B,256,256] -> [B,512,64] -> [B,1024,16]
@@ -254,4 +257,4 @@ class WaveGANDiscriminator(nn.Module):
         if self.mbstd:
             x = minibatch_stddev(x)  # [B, 16d + 1, 16]
         phi = x.flatten(1)  # [B, 16*16d]
-        return self.out(phi)[:, 0] + (self.embed(category) * phi).sum(dim=1)  # [B]
+        return critic_head(self, phi, category, logits)  # [B]

@@ -5,6 +5,7 @@ deterministic; options that do not fit together are refused with the combination
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -14,8 +15,9 @@ from train import checkpoint as ckpt
 from train.augment import SHIFT_FRACTION, augment_audio
 from train.config import RECIPES, TrainConfig, resolve_config
 from train.critics import CriticSet, SpectralCritic, group_size, minibatch_stddev
-from train.losses import critic_loss, generator_loss, gradient_penalty, r1_penalty
+from train.losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, r1_penalty
 from train.models import ModelSpec, build_critics, build_generator
+from train.previews import LossLog
 from train.trainer import Trainer
 from train.wavegan import WaveGANGenerator
 
@@ -109,6 +111,30 @@ def test_critic_set_scores_one_row_per_critic_and_builds_for_each_architecture()
         build_critics(spec2, (256,))
 
 
+def test_critics_with_aux_classify_every_clip_with_each_critic():
+    spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=4)
+    d = build_critics(spec, (256,), mbstd=True, aux=True)
+    x, cat = torch.randn(4, 16384) * 0.1, torch.eye(4)
+    torch.manual_seed(0)  # the same phase shuffle both times
+    scores, logits = d(x, cat, logits=True)
+    assert d.aux and scores.shape == (2, 4) and logits.shape == (2, 4, 4)
+    torch.manual_seed(0)
+    assert torch.allclose(scores, d(x, cat))  # the classifier leaves the projection score as it was
+    spec2 = ModelSpec("specgan", CATS, 16000, 16384, model_dim=4, view="64")
+    assert build_critics(spec2, (), aux=True)(torch.rand(4, 64, 64) * 2 - 1, cat, logits=True)[1].shape == (1, 4, 4)
+    with pytest.raises(ValueError, match="no category classifier"):
+        build_critics(spec)(x, cat, logits=True)
+
+
+def test_aux_class_loss_is_the_cross_entropy_of_each_critic_summed():
+    logits = torch.tensor([[[4.0, 0.0], [0.0, 4.0]], [[0.0, 0.0], [1.0, 0.0]]])  # [2 critics, B=2, 2 categories]
+    cat = torch.eye(2)
+    ce = torch.nn.functional.cross_entropy
+    want = ce(logits[0], torch.tensor([0, 1])) + ce(logits[1], torch.tensor([0, 1]))
+    assert float(aux_class_loss(logits, cat)) == pytest.approx(float(want))
+    assert float(aux_class_loss(logits[:1], cat)) < 0.05 < float(aux_class_loss(logits[1:], cat))  # right and sure vs unsure
+
+
 # -- generator conditioning -------------------------------------------------------------------------
 
 
@@ -162,7 +188,9 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--loss", "ns", "--r1-gamma", "1", "--r1-every", "2", "--spectral-critics", "256,1024", "--mbstd", "on",
      "--augment", "shift,gain,polarity", "--conditioning", "film", "--upsample", "subpixel"],
     ["--recipe", "laptop"],
-], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop"])
+    ["--loss", "wgan-gp", "--aux-class", "1"],
+    ["--recipe", "laptop", "--aux-class", "0.5"],
+], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
@@ -174,6 +202,12 @@ def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, reci
         assert torch.isfinite(after).all() and not torch.equal(before, after), net
     rows = (run / "losses.csv").read_text().splitlines()
     assert len(rows) >= 3
+    aux = [r["aux_class"] for r in LossLog.read(run / "losses.csv") if not math.isnan(r["loss_d"])]
+    if "--aux-class" in recipe:  # the critics' classifiers: their own parameters, trained, and logged
+        assert all(math.isfinite(a) and a > 0 for a in aux) and "main.classify.weight" in last["discriminator"]
+        assert not torch.equal(first["discriminator"]["main.classify.weight"], last["discriminator"]["main.classify.weight"])
+    else:
+        assert all(math.isnan(a) for a in aux) and not any("classify" in k for k in last["discriminator"])
 
 
 def test_laptop_recipe_first_steps_are_deterministic(tiny_cache, tmp_path):
@@ -216,6 +250,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--augment", "reverse"], "augment must be 'none' or a comma list of shift, gain, polarity"),
     (["--mbstd", "on", "--batch-size", "6"], "--mbstd on needs a per-process batch divisible by 4"),
     (["--r1-every", "0", "--loss", "ns"], "r1_every must be >= 1"),
+    (["--unconditional", "--aux-class", "1"], "--aux-class 1 with --unconditional"),
+    (["--aux-class", "-1"], "aux_class must be >= 0"),
 ])
 def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
     tiny = [a for a in TINY if a != "--quiet"]
