@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from .commands import Command
 from .errors import ModelFileError
 from .files import shipped
 from .osc import DEFAULT_OSC_PORT, OscConfigError
@@ -184,14 +185,15 @@ def run_play(args: argparse.Namespace) -> int:
     sink = SoundDeviceSink(args.rate, args.block, config.channels, device)
     eng = Engine(model, config, sink=sink)
     recorder = osc = midi = None
-    event_log: list[tuple[int, str, tuple]] = []
+    event_log: list[tuple[int, Command]] = []
     try:
         osc, midi = _start_controls(eng, args)
         if args.record is not None:
             recorder = Recorder(args.record, args.rate, config.channels)
             eng.listen(block=recorder)
         if args.record_score is not None:  # every control event but model swaps, at the sample it took effect
-            eng.listen(event=lambda at, kind, a, posted: kind == "swap" or event_log.append((at, kind, a)))
+            # a swap holds the model it swapped in: not kept (a score names its model once)
+            eng.listen(event=lambda at, command, posted: command.kind == "swap" or event_log.append((at, command)))
         if args.preset:
             from .presets import PresetLibrary, recall  # loaded for this command only
 

@@ -37,19 +37,17 @@ from typing import Any, Callable
 import numpy as np
 
 from .audio import Recorder
+from .commands import AllNotesOff, Command, Latent, NoteOff, Set, Swap, Trigger, Vocabulary
 from .dsp import SafetyChain, Smoother, db_to_gain
 from .errors import ModelFileError
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .model import GeneratorModel, load_model
 from .offline import render_to
-from .params import N_MACROS, Param, ParamError, build_table, implied_mix_mode, weight_id
+from .params import N_MACROS, build_table
 from .ringbuffer import RingBuffer
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
 from .worker import GenerationWorker, Request, set_thread_nice, set_thread_realtime
 
-# a trigger's own arguments, checked like any parameter (clamped; NaN/Inf and wrong types refused)
-VELOCITY = Param("velocity", 1.0, 0.0, 1.0, doc="a trigger's velocity; its gain is velocity squared")
-NOTE_PITCH = Param("pitch", 0.0, -48.0, 48.0, "semitones", doc="a trigger's transposition, on top of the pitch parameter")
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
 AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
@@ -106,10 +104,12 @@ class Telemetry:
 
 @dataclass(order=True)
 class _Event:
+    """A posted command on its way to the heap: its sample (-1 until an asap one is given the next), the
+    order it was posted in (ties keep it), when (``time.perf_counter()``)."""
+
     time: int
     seq: int
-    kind: str = field(compare=False)
-    args: tuple = field(compare=False, default=())
+    command: Command = field(compare=False)
     asap: bool = field(compare=False, default=False)
     posted: float = field(compare=False, default=0.0)
 
@@ -132,6 +132,7 @@ class Engine:
         self.table = build_table(self.info.categories)
         self.values = self.table.defaults()
         self.space = LatentSpace(self.info)
+        self.vocabulary = Vocabulary(self.table, self.info.categories, self.info.latent_dim, self.space.clip_to_support)
         self.worker = GenerationWorker(model, config.sample_rate, config.max_batch)
         self.sync = sync
         self.prefetch_enabled = prefetch and not sync
@@ -167,7 +168,7 @@ class Engine:
         self.ring: RingBuffer | None = None
         # listen(): tuples, replaced (never changed in place) so the engine thread iterates a stable one
         self._block_listeners: tuple[Callable[[np.ndarray, int], None], ...] = ()
-        self._event_listeners: tuple[Callable[[int, str, tuple, float], None], ...] = ()
+        self._event_listeners: tuple[Callable[[int, Command, float], None], ...] = ()
         self._latent_override: np.ndarray | None = None
         self._recorder = None
         self._cpu0 = (time.process_time(), time.perf_counter())
@@ -181,43 +182,33 @@ class Engine:
         """The engine clock: the next sample to be rendered."""
         return self._t
 
-    def _post(self, kind: str, args: tuple = (), at: int | None = None) -> None:
+    def post(self, command: Command, at: int | None = None) -> None:
+        """Queue a command (made by :attr:`vocabulary`, so already checked) to take effect at sample ``at``
+        of the engine clock, or as soon as possible (None). Any thread."""
         if at is not None and (not isinstance(at, (int, np.integer)) or at < 0):
             raise ValueError(f"at must be a sample time >= 0 on the engine clock, got {at!r}")
-        ev = _Event(int(at) if at is not None else -1, next(self._seq), kind, args, at is None, time.perf_counter())
-        self._commands.put(ev)
+        self._commands.put(_Event(int(at) if at is not None else -1, next(self._seq), command, at is None, time.perf_counter()))
         self._wake.set()
 
     def set(self, pid: str, value: object, at: int | None = None) -> float:
         """Set parameter ``pid``; returns the value it will take (clamped per the table). Raises
         :class:`~instrument.params.ParamError` for an unknown id, NaN/Inf, a wrong type or a refused value.
         Moving the XY pad (``morph_x``/``morph_y``) switches ``mix_mode`` to xy; a ``weight.*`` to weights."""
-        v = self.table.coerce(pid, value)
-        mode = implied_mix_mode(pid)
-        if mode is None:
-            self._post("set", (pid, v), at)
-        else:
-            self._post("set_many", (((pid, v), ("mix_mode", mode)),), at)
-        return v
+        command = self.vocabulary.set(pid, value)
+        self.post(command, at)
+        return command.values[0][1]
 
     def set_values(self, values: dict[str, object], at: int | None = None) -> dict[str, float]:
         """Set several parameters at the same sample, exactly as given (a preset: no implied mode switch).
         Every value is checked first; one bad value refuses them all."""
-        items = tuple((pid, self.table.coerce(pid, v)) for pid, v in values.items())
-        self._post("set_many", (items,), at)
-        return dict(items)
+        command = self.vocabulary.set_values(values)
+        self.post(command, at)
+        return command.as_dict()
 
     def set_latent(self, z: list[float] | np.ndarray | None, at: int | None = None) -> None:
         """Replace the seed's base latent with ``z`` (``[latent_dim]``, finite; kept inside the latent
         distribution's support), or go back to the seed's with None. Macros and radius still apply."""
-        if z is not None:
-            arr = np.asarray(z, dtype=np.float64).reshape(-1)
-            if arr.size != self.info.latent_dim:
-                raise ParamError(f"the latent needs {self.info.latent_dim} values, got {arr.size}")
-            if not np.isfinite(arr).all():
-                raise ParamError("the latent must be finite (no NaN or Inf)")
-            z = self.space.clip_to_support(arr)
-        self._post("latent", (z,), at)
+        self.post(self.vocabulary.latent(z), at)
 
     def sample_at(self, unix_time: float) -> int:
         """The engine sample that reaches the speakers at ``unix_time`` (``time.time()`` clock: OSC time
@@ -230,11 +221,12 @@ class Engine:
         return self._t + int(round((unix_time - time.time()) * sr))
 
     def listen(self, *, block: Callable[[np.ndarray, int], None] | None = None,
-               event: Callable[[int, str, tuple, float], None] | None = None) -> Callable[[], None]:
+               event: Callable[[int, Command, float], None] | None = None) -> Callable[[], None]:
         """The engine's one way to be watched: ``block(audio, at)`` after each block is rendered (``audio``
-        ``[frames, channels]``, the block's first sample ``at``: a recorder, a meter) and ``event(at, kind,
-        args, posted)`` as each posted command takes effect (the sample it was applied at, its kind and
-        arguments, the ``time.perf_counter()`` it was posted at: latency measurement, ``--record-score``).
+        ``[frames, channels]``, the block's first sample ``at``: a recorder, a meter) and ``event(at,
+        command, posted)`` as each posted command takes effect (the sample it was applied at, the
+        :mod:`~instrument.commands` command, the ``time.perf_counter()`` it was posted at: latency
+        measurement, ``--record-score``).
         Both run on the engine thread and must be quick. Returns the function that stops them."""
         if block is not None:
             self._block_listeners = (*self._block_listeners, block)
@@ -264,49 +256,25 @@ class Engine:
 
     def set_mix(self, weights: dict[str, float] | list[float] | np.ndarray, at: int | None = None) -> None:
         """Set every ``weight.<category>`` at once (and switch ``mix_mode`` to weights)."""
-        if isinstance(weights, dict):
-            unknown = set(weights) - set(self.info.categories)
-            if unknown:
-                raise ParamError(f"unknown categories {sorted(unknown)}; this model has {list(self.info.categories)}")
-            items = [(weight_id(c), self.table.coerce(weight_id(c), weights.get(c, 0.0))) for c in self.info.categories]
-        else:
-            w = list(weights)
-            if len(w) != self.info.n_categories:
-                raise ParamError(f"the mix needs {self.info.n_categories} weights, got {len(w)}")
-            items = [(weight_id(c), self.table.coerce(weight_id(c), x)) for c, x in zip(self.info.categories, w)]
-        self._post("set_many", (tuple(items) + (("mix_mode", 0.0),),), at)
+        self.post(self.vocabulary.mix(weights), at)
 
     def morph(self, x: float, y: float, at: int | None = None) -> None:
         """Move the XY pad (and switch ``mix_mode`` to xy)."""
-        self._post("set_many", ((("morph_x", self.table.coerce("morph_x", x)), ("morph_y", self.table.coerce("morph_y", y)),
-                                 ("mix_mode", 1.0)),), at)
-
-    def _category_index(self, category: str | int | None) -> int | None:
-        if category is None:
-            return None
-        if isinstance(category, str):
-            if category not in self.info.categories:
-                raise ParamError(f"unknown category {category!r}; this model has {', '.join(self.info.categories)}")
-            return self.info.categories.index(category)
-        if not 0 <= int(category) < self.info.n_categories:
-            raise ParamError(f"category index must be 0..{self.info.n_categories - 1}, got {category}")
-        return int(category)
+        self.post(self.vocabulary.morph(x, y), at)
 
     def trigger(self, category: str | int | None = None, velocity: float = 1.0, pitch: float = 0.0, at: int | None = None) -> None:
         """Play a one-shot gesture: of ``category`` (name or index), or of the current mix when None;
         ``velocity`` 0..1 (gain = velocity^2), ``pitch`` in semitones on top of the ``pitch`` parameter."""
-        self._post("trigger", (self._category_index(category), VELOCITY.coerce(velocity), NOTE_PITCH.coerce(pitch), None), at)
+        self.post(self.vocabulary.trigger(category, velocity, pitch), at)
 
     def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = 60, at: int | None = None) -> None:
-        if not 0 <= int(note) <= 127:
-            raise ParamError(f"note must be 0..127, got {note}")
-        self._post("trigger", (self._category_index(category), VELOCITY.coerce(velocity), float(int(note) - root), int(note)), at)
+        self.post(self.vocabulary.note_on(note, velocity, category, root), at)
 
     def note_off(self, note: int, at: int | None = None) -> None:
-        self._post("note_off", (int(note),), at)
+        self.post(self.vocabulary.note_off(note), at)
 
     def all_notes_off(self, at: int | None = None) -> None:
-        self._post("all_off", (), at)
+        self.post(AllNotesOff(), at)
 
     def load_model(self, path: str | Path, on_done: Callable[[str | None], None] | None = None) -> None:
         """Hot-swap: load ``path`` in a background thread; when it is ready, later clips come from it and
@@ -322,7 +290,7 @@ class Engine:
                     raise ModelFileError(f"{path}: categories {list(model.info.categories)} / latent {model.info.latent_dim} differ "
                                          f"from the playing model's {list(self.info.categories)} / {self.info.latent_dim}; "
                                          "hot-swap needs the same ones (restart with the new model instead)")
-                self._post("swap", (model,))
+                self.post(Swap(model))
             except Exception as e:  # noqa: BLE001 - reported, never raised into the music
                 err = str(e)
                 self.telemetry.model_errors += 1
@@ -381,49 +349,50 @@ class Engine:
                                  note, at))
 
     def _apply(self, ev: _Event, at: int) -> None:
-        kind, a = ev.kind, ev.args
+        command = ev.command
         for listener in self._event_listeners:
-            listener(at, kind, a, ev.posted)
-        if kind == "set":
-            self._set(a[0], a[1])
-        elif kind == "set_many":
-            for pid, v in a[0]:
-                self._set(pid, v)
-        elif kind == "trigger":
-            cat, velocity, semis, note = a
-            mix = self._mix if cat is None else one_hot(cat, self.info.n_categories)
-            base = self._key(self._z, mix)
-            n = self._variant_count.get(base, 0)
-            if len(self._variant_count) > 4096:  # latents change all show long: keep the counts of recent ones only
-                self._variant_count.clear()
-            self._variant_count[base] = n + 1
-            key, z = self._variant(mix, n)
-            ratio = pitch_ratio(self._pitch.target + semis)
-            clip = self._clip(key, z, mix)
-            if clip is not None:
-                self._start_voice(clip, velocity, ratio, note, at)
-                self.telemetry.trigger_delays.append(0)
-            else:
-                self._waiting.append((key, at, velocity, ratio, note))
-            self._dirty = True  # the next variant should be rendered ahead
-        elif kind == "note_off":
-            for vc in self.voices:
-                if vc.note == a[0]:
+            listener(at, command, ev.posted)
+        match command:
+            case Set(values=values):
+                for pid, v in values:
+                    self._set(pid, v)
+            case Trigger():
+                self._trigger(command, at)
+            case NoteOff(note=note):
+                for vc in self.voices:
+                    if vc.note == note:
+                        vc.release()
+                self._waiting = [w for w in self._waiting if w[4] != note]
+            case AllNotesOff():
+                for vc in self.voices:
                     vc.release()
-            self._waiting = [w for w in self._waiting if w[4] != a[0]]
-        elif kind == "all_off":
-            for vc in self.voices:
-                vc.release()
-            self._waiting.clear()
-        elif kind == "latent":
-            self._latent_override = a[0]
-            self._update_controls()
-        elif kind == "swap":
-            self.worker.swap(a[0])
-            self.telemetry.model_swaps += 1
+                self._waiting.clear()
+            case Latent():
+                self._latent_override = command.array()
+                self._update_controls()
+            case Swap(model=model):
+                self.worker.swap(model)
+                self.telemetry.model_swaps += 1
+                self._variant_count.clear()
+                self._dirty = True
+                self._layer_last_request = -10**12  # the layer moves to the new model now
+
+    def _trigger(self, command: Trigger, at: int) -> None:
+        mix = self._mix if command.category is None else one_hot(command.category, self.info.n_categories)
+        base = self._key(self._z, mix)
+        n = self._variant_count.get(base, 0)
+        if len(self._variant_count) > 4096:  # latents change all show long: keep the counts of recent ones only
             self._variant_count.clear()
-            self._dirty = True
-            self._layer_last_request = -10**12  # the layer moves to the new model now
+        self._variant_count[base] = n + 1
+        key, z = self._variant(mix, n)
+        ratio = pitch_ratio(self._pitch.target + command.pitch)
+        clip = self._clip(key, z, mix)
+        if clip is not None:
+            self._start_voice(clip, command.velocity, ratio, command.note, at)
+            self.telemetry.trigger_delays.append(0)
+        else:
+            self._waiting.append((key, at, command.velocity, ratio, command.note))
+        self._dirty = True  # the next variant should be rendered ahead
 
     def _set(self, pid: str, v: float) -> None:
         self.values[pid] = v

@@ -18,7 +18,7 @@ import hashlib
 import numpy as np
 
 from .contract import ModelInfo
-from .params import N_MACROS, weight_id
+from .params import MIX_PATH, MIX_WEIGHTS, MIX_XY, N_MACROS, weight_id
 
 MACRO_SEED = 0x6E57  # fixed forever: a macro is the same direction in every session
 MACRO_SCALE = 0.5  # a macro at +-1 moves the latent by this fraction of sqrt(latent_dim) (its typical length)
@@ -64,8 +64,8 @@ class LatentSpace:
 def category_mix(values: dict[str, float], categories: tuple[str, ...]) -> np.ndarray:
     """The category weights ``[n_categories]`` (summing to 1) the parameters ask for."""
     n = len(categories)
-    mode = int(values.get("mix_mode", 0.0))
-    if mode == 2:  # path: between neighbours along the category order
+    mode = values.get("mix_mode", MIX_WEIGHTS)
+    if mode == MIX_PATH:  # between neighbours along the category order
         pos = min(max(values.get("morph_path", 0.0), 0.0), 1.0) * (n - 1)
         i = min(int(pos), n - 2) if n > 1 else 0
         w = np.zeros(n, np.float64)
@@ -73,7 +73,7 @@ def category_mix(values: dict[str, float], categories: tuple[str, ...]) -> np.nd
             w[0] = 1.0
         else:
             w[i], w[i + 1] = 1.0 - (pos - i), pos - i
-    elif mode == 1:  # xy
+    elif mode == MIX_XY:
         x, y = values["morph_x"], values["morph_y"]
         corners = ((1 - x) * (1 - y), x * (1 - y), (1 - x) * y, x * y)
         w = np.zeros(n, np.float64)

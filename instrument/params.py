@@ -100,6 +100,10 @@ def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
+MIX_MODES = ("weights", "xy", "path")  # mix_mode's choices; stored as their index
+MIX_WEIGHTS, MIX_XY, MIX_PATH = (float(i) for i in range(len(MIX_MODES)))
+
+
 def _fixed() -> list[Param]:
     ps = [
         Param("seed", 0, 0, 2**31 - 1, kind="int", clamp=False, group="latent",
@@ -112,7 +116,7 @@ def _fixed() -> list[Param]:
         Param("radius", 1.0, 0.0, 2.0, group="latent", doc="latent truncation/radius: 0 = the centre of the latent space, 1 = as drawn"),
         Param("variation", 0.1, 0.0, 1.0, group="latent",
               doc="how far each trigger strays from the current latent (0 = every trigger plays the same clip)"),
-        Param("mix_mode", 0, 0, 2, kind="choice", choices=("weights", "xy", "path"), group="category",
+        Param("mix_mode", 0, 0, 2, kind="choice", choices=MIX_MODES, group="category",
               doc="where the category mix comes from: the weight.* parameters, the XY pad, or the path through the categories"),
         Param("morph_x", 0.0, 0.0, 1.0, group="category", doc="XY pad, x: corners are categories 1 (0,0), 2 (1,0), 3 (0,1), 4 (1,1); setting it switches mix_mode to xy"),
         Param("morph_y", 0.0, 0.0, 1.0, group="category", doc="XY pad, y; setting it switches mix_mode to xy"),
@@ -177,11 +181,11 @@ def implied_mix_mode(pid: str) -> float | None:
     """The ``mix_mode`` a change of ``pid`` implies: moving the XY pad means xy, the path means path, a
     category weight means weights (so a MIDI knob or an OSC message on either takes effect at once); None for other ids."""
     if pid in ("morph_x", "morph_y"):
-        return 1.0
+        return MIX_XY
     if pid == "morph_path":
-        return 2.0
+        return MIX_PATH
     if pid.startswith("weight."):
-        return 0.0
+        return MIX_WEIGHTS
     return None
 
 

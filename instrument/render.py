@@ -27,10 +27,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .commands import ROOT_NOTE, Command, score_event
 from .engine import Engine, EngineConfig
 from .midi import MidiController
 from .midimap import load_map, shipped_map
-from .params import ParamError
+from .params import MIX_XY, ParamError
 from .picture import write_spectrogram_png
 from .presets import PresetError, PresetLibrary, default_preset_dirs, recall, usable_values
 from .score import RAMP_STEP_S, Event, Score, ScoreError, check_value, resolve_model
@@ -44,7 +45,7 @@ def _post(eng: Any, score: Score, e: Event, where: str, current: dict[str, Any],
     if e.kind == "trigger":
         eng.trigger(None if v == "mix" else v, f.get("velocity", 1.0), f.get("pitch", 0.0), at=at)
     elif e.kind == "note":
-        root = int(f.get("root", 60))
+        root = int(f.get("root", ROOT_NOTE))
         eng.note_on(v, f.get("velocity", 0.8), f.get("category"), root=root, at=at)
         if "length" in f:
             eng.note_off(v, at=score.sample(e.at + f["length"]))
@@ -85,7 +86,7 @@ def _post(eng: Any, score: Score, e: Event, where: str, current: dict[str, Any],
                 u = min(1.0, d / seg[i]) if seg[i] > 0 else 1.0
                 (x0, y0), (x1, y1) = pts[i], pts[i + 1]
                 eng.morph(x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, at=at + (span * k) // n)
-        current["mix_mode"] = 1.0
+        current["mix_mode"] = MIX_XY
     elif e.kind == "preset":
         preset = presets.find(v)
         recall(eng, preset, at)
@@ -210,30 +211,13 @@ def render_midi_file(mid: str | Path, out: str | Path | None, midi_map: str | Pa
     return summary
 
 
-def score_from_log(log: list[tuple[int, str, tuple]], eng: Any, model: str, seconds: float) -> Score:
-    """A live engine's event log (``(sample, kind, args)`` as :meth:`Engine.listen`'s event listener sees
-    them, model swaps left out) as a re-renderable score."""
+def score_from_log(log: list[tuple[int, Command]], eng: Any, model: str, seconds: float) -> Score:
+    """A live engine's commands (``(sample, command)`` as :meth:`Engine.listen`'s event listener sees
+    them; model swaps are left out, a score names its model once) as a re-renderable score."""
     score = Score(title="recorded performance", model=model, sample_rate=eng.sample_rate, time="samples",
                   duration=round(seconds * eng.sample_rate), tail=0.0, seed=eng.config.seed, block=eng.config.block_frames)
-    cats = eng.info.categories
-    for t, kind, a in log:
-        if kind == "set":
-            score.events.append(Event(t, "set", {a[0]: a[1]}))
-        elif kind == "set_many":
-            score.events.append(Event(t, "set", dict(a[0])))
-        elif kind == "trigger":
-            cat, velocity, semis, note = a
-            if note is None:
-                score.events.append(Event(t, "trigger", "mix" if cat is None else cats[cat], {"velocity": velocity, "pitch": semis}))
-            else:
-                f = {"velocity": velocity, "root": int(round(note - semis))}
-                if cat is not None:
-                    f["category"] = cats[cat]
-                score.events.append(Event(t, "note", int(note), f))
-        elif kind == "note_off":
-            score.events.append(Event(t, "note_off", int(a[0])))
-        elif kind == "all_off":
-            score.events.append(Event(t, "all_notes_off", True))
-        elif kind == "latent":
-            score.events.append(Event(t, "latent", "seed" if a[0] is None else [float(x) for x in a[0]]))
+    for t, command in log:
+        event = score_event(command, eng.info.categories)
+        if event is not None:
+            score.events.append(Event(t, *event))
     return score

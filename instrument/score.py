@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .commands import NOTE_PITCH, NOTE_RANGE, ROOT_NOTE, VELOCITY
 from .files import read_toml, shipped, toml_value, write_atomic
 from .params import ParamTable, build_table
 
@@ -182,12 +183,6 @@ class Score:
     def save(self, path: str | Path) -> Path:
         return write_atomic(path, self.totoml_value())
 
-    def render(self, out: str | Path | None = None, progress: bool = False, png: bool = False, model: str | Path | None = None):
-        """Render to ``out`` (a WAV) or return the audio; see :func:`instrument.render.render_score`."""
-        from .render import render_score  # render imports this module
-
-        return render_score(self, out, progress=progress, png=png, model=model)
-
 
 class At:
     """Events at one time; every method returns this object, so calls chain."""
@@ -252,18 +247,19 @@ def check_event(table: ParamTable, e: Event, where: str) -> None:
     f, v = e.fields, e.value
     if e.kind == "trigger":
         _category(v, f"{where}: trigger")
-        _num(f.get("velocity", 1.0), f"{where}: velocity", 0, 1)
-        _num(f.get("pitch", 0.0), f"{where}: pitch", -48, 48)
+        _num(f.get("velocity", 1.0), f"{where}: velocity", VELOCITY.min, VELOCITY.max)
+        _num(f.get("pitch", 0.0), f"{where}: pitch", NOTE_PITCH.min, NOTE_PITCH.max)
     elif e.kind in ("note", "note_off"):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 127:
-            raise ScoreError(f"{where}: {e.kind} must be a MIDI note 0..127, got {v!r}")
+        lo, hi = NOTE_RANGE
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ScoreError(f"{where}: {e.kind} must be a MIDI note {lo}..{hi}, got {v!r}")
         if e.kind == "note":
-            _num(f.get("velocity", 0.8), f"{where}: velocity", 0, 1)
+            _num(f.get("velocity", 0.8), f"{where}: velocity", VELOCITY.min, VELOCITY.max)
             if "length" in f:
                 _num(f["length"], f"{where}: length", 0)
             if "category" in f:
                 _category(f["category"], f"{where}: category")
-            _num(f.get("root", 60), f"{where}: root", 0, 127)
+            _num(f.get("root", ROOT_NOTE), f"{where}: root", lo, hi)
     elif e.kind == "set":
         if not isinstance(v, dict) or not v:
             raise ScoreError(f"{where}: set must be a table of parameter = value, got {v!r}")

@@ -133,7 +133,7 @@ def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
             time.sleep(2.0)  # the load's MIDI port is connected by hot-plug
             client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             applied: list[tuple[str, int, float]] = []
-            stop_listening = eng.listen(event=lambda at, kind, args, posted: applied.append((kind, at, posted)))
+            stop_listening = eng.listen(event=lambda at, command, posted: applied.append((command.kind, at, posted)))
             rng = np.random.default_rng(0)
             lat: dict[str, list[float]] = {"direct": [], "osc": [], "midi": [], "osc_fresh": []}
             for i in range(n):

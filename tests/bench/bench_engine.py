@@ -79,7 +79,7 @@ def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_b
         eng.set("variation", 0)
         applied: list[tuple[str, int, float]] = []  # (kind, sample applied, posted) while a trigger is measured
         watching = [False]
-        eng.listen(event=lambda at, kind, args, posted: watching[0] and applied.append((kind, at, posted)))
+        eng.listen(event=lambda at, command, posted: watching[0] and applied.append((command.kind, at, posted)))
         eng.start()
         time.sleep(1.0)
         rng = np.random.default_rng(period)

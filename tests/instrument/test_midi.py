@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from instrument.commands import Command, NoteOff, Set, Trigger
 from instrument.engine import Engine, EngineConfig
 from instrument.midi import MidiController
 from instrument.midimap import MidiMapError, load_map, parse_map, shipped_map
@@ -17,6 +18,7 @@ from instrument.presets import PresetLibrary, write_preset
 from tests.helpers import wait_for
 
 from .onnx_models import GESTURES, engine_model
+from .recording import RecordingEngine
 
 SR, BLOCK = 48000, 128
 REPO = Path(__file__).resolve().parents[2]
@@ -24,16 +26,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def eng():
-    with Engine(engine_model(categories=GESTURES), EngineConfig(SR, BLOCK), sync=True) as e:
+    with RecordingEngine(engine_model(categories=GESTURES), EngineConfig(SR, BLOCK), sync=True) as e:
         yield e
 
 
-def drain(eng: Engine) -> list:
-    out = []
-    while not eng._commands.empty():
-        ev = eng._commands.get_nowait()
-        out.append((ev.kind, ev.args))
-    return out
+def drain(eng: RecordingEngine) -> list[Command]:
+    """What the surface posted since the last look (a MIDI message plays now: no sample is asked for)."""
+    got = eng.drain()
+    assert all(at is None for _, at in got)
+    return [c for c, _ in got]
+
+
+def set1(pid: str, v: float) -> Set:
+    return Set(((pid, v),))
 
 
 @pytest.fixture
@@ -60,11 +65,11 @@ def test_notes_velocity_square_law_zero_velocity_and_zones(ctl, eng):
     ctl.handle([0x80, 60, 10])
     ctl.handle([0x91, 38, 100])  # a pad in the 36-39 zone: the third category, unpitched
     got = drain(eng)
-    assert got[0] == ("trigger", (None, 1.0, 7.0, 67))
-    assert got[1] == ("note_off", (67,))
-    assert got[2][0] == "trigger" and got[2][1][1] == pytest.approx(64 / 127) and got[2][1][2] == 0.0
-    assert got[3] == ("note_off", (60,))
-    assert got[4] == ("trigger", (2, pytest.approx(100 / 127), 0.0, 38))
+    assert got[0] == Trigger(None, 1.0, 7.0, 67)
+    assert got[1] == NoteOff(67)
+    assert got[2].kind == "trigger" and got[2].velocity == pytest.approx(64 / 127) and got[2].pitch == 0.0
+    assert got[3] == NoteOff(60)
+    assert got[4] == Trigger(2, pytest.approx(100 / 127), 0.0, 38)
     eng.trigger(None, 0.5, at=0)
     eng.process_block()
     assert ctl.stats.notes == 5
@@ -80,10 +85,10 @@ def test_controllers_bend_sustain_and_the_mod_wheel(ctl, eng):
     ctl.handle([0x80, 60, 0])  # held by the pedal
     ctl.handle([0xB0, 64, 0])  # pedal up: now released
     got = drain(eng)
-    assert got[0] == ("set", ("macro1", 1.0)) and got[1] == ("set", ("gain", -60.0))
-    assert got[2][0] == "set_many" and dict(got[2][1][0]) == {"morph_path": pytest.approx(64 / 127), "mix_mode": 2.0}
-    assert got[3] == ("set", ("pitch", 2.0))
-    assert got[4][0] == "trigger" and got[5] == ("note_off", (60,)) and len(got) == 6
+    assert got[0] == set1("macro1", 1.0) and got[1] == set1("gain", -60.0)
+    assert got[2].kind == "set" and got[2].as_dict() == {"morph_path": pytest.approx(64 / 127), "mix_mode": 2.0}
+    assert got[3] == set1("pitch", 2.0)
+    assert got[4].kind == "trigger" and got[5] == NoteOff(60) and len(got) == 6
 
 
 def test_a_knob_over_a_whole_number_parameter_steps_through_whole_numbers(eng):
@@ -92,7 +97,7 @@ def test_a_knob_over_a_whole_number_parameter_steps_through_whole_numbers(eng):
     c = MidiController(eng, parse_map(doc, eng.table, eng.info.categories), PresetLibrary([]))
     c.handle([0xB0, 30, 64])
     c.handle([0xB0, 31, 64])
-    assert drain(eng) == [("set", ("seed", float(round(1000 * 64 / 127)))), ("set", ("polyphony", float(round(1 + 31 * 64 / 127))))]
+    assert drain(eng) == [set1("seed", float(round(1000 * 64 / 127))), set1("polyphony", float(round(1 + 31 * 64 / 127)))]
     assert c.stats.refused == 0
     c.close()
 
@@ -101,8 +106,8 @@ def test_14_bit_pairs(ctl, eng):
     ctl.handle([0xB0, 16, 64])  # MSB of morph_x
     ctl.handle([0xB0, 48, 127])  # its LSB
     got = drain(eng)
-    assert dict(got[0][1][0])["morph_x"] == pytest.approx((64 << 7) / 16383)
-    assert dict(got[1][1][0])["morph_x"] == pytest.approx(((64 << 7) | 127) / 16383)
+    assert got[0].as_dict()["morph_x"] == pytest.approx((64 << 7) / 16383)
+    assert got[1].as_dict()["morph_x"] == pytest.approx(((64 << 7) | 127) / 16383)
 
 
 def test_program_change_recalls_a_preset(ctl, eng, tmp_path):
@@ -113,8 +118,8 @@ def test_program_change_recalls_a_preset(ctl, eng, tmp_path):
     ctl.handle([0xC0, 4])
     ctl.handle([0xC0, 99])  # no such preset: refused, counted, nothing else happens
     got = drain(eng)
-    assert dict(got[0][1][0]) == eng.table.defaults()  # init: every parameter at the table's default
-    assert got[2] == ("set_many", ((("macro2", 0.5),),))
+    assert got[0].as_dict() == eng.table.defaults()  # init: every parameter at the table's default
+    assert got[2] == set1("macro2", 0.5)
     assert ctl.stats.refused == 1
 
 
@@ -144,7 +149,7 @@ def test_midi_learn_binds_saves_and_survives_a_reload(ctl, eng, tmp_path):
         time.sleep(0.01)
     assert done == [("radius", "cc 70")]
     ctl.handle([0xB0, 70, 127])
-    assert drain(eng)[-1] == ("set", ("radius", 2.0))
+    assert drain(eng)[-1] == set1("radius", 2.0)
     # 14-bit: an MSB 0..31 followed by its LSB within the window
     ctl.learn("morph_y", lambda p, w: done.append((p, w)))
     ctl.handle([0xB0, 3, 10])

@@ -17,6 +17,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from instrument.audio import MemorySink
+from instrument.commands import NoteOff, Set, Trigger
 from instrument.engine import Engine, EngineConfig
 from instrument.osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter, OscServer, RateLimitedLog
 from instrument.oscwire import OscParseError, encode, encode_bundle, parse_packet
@@ -24,6 +25,7 @@ from instrument.presets import PresetLibrary
 from tests.helpers import wait_for
 
 from .onnx_models import engine_model
+from .recording import RecordingEngine
 
 SR, BLOCK = 48000, 128
 
@@ -35,23 +37,13 @@ def msg(address: str, *args, types: str | None = None) -> bytes:
     return b.build().dgram
 
 
-class Events:
-    """The engine's commands as they arrive (the queue the router posts to), without rendering."""
-
-    def __init__(self, eng: Engine) -> None:
-        self.eng = eng
-
-    def drain(self) -> list:
-        out = []
-        while not self.eng._commands.empty():
-            ev = self.eng._commands.get_nowait()
-            out.append((ev.kind, ev.args, None if ev.asap else ev.time))
-        return out
+def set1(pid: str, v: float) -> Set:
+    return Set(((pid, v),))
 
 
 @pytest.fixture
 def eng(tmp_path):
-    with Engine(engine_model(), EngineConfig(SR, BLOCK), sync=True) as e:
+    with RecordingEngine(engine_model(), EngineConfig(SR, BLOCK), sync=True) as e:
         yield e
 
 
@@ -110,34 +102,34 @@ def test_every_parameter_has_an_address_and_the_docs_table_lists_them(router, en
 
 
 def test_numbers_come_as_int_float_double_int64_or_bool(router, eng):
-    ev = Events(eng)
+    ev = eng
     router.handle_packet(msg("/gesturegan/param/macro1", 1, types="i"))
     router.handle_packet(msg("/gesturegan/param/macro2", 0.5, types="d"))
     router.handle_packet(msg("/gesturegan/param/seed", 7.0, types="f"))  # Pd: every number is a float
     router.handle_packet(b"/gesturegan/param/layer\0,T\0\0")
     router.handle_packet(b"/gesturegan/param/polyphony\0,h\0\0" + struct.pack(">q", 4))
     router.handle_packet(msg("/gesturegan/param/mix_mode", "xy"))
-    assert ev.drain() == [("set", ("macro1", 1.0), None), ("set", ("macro2", 0.5), None), ("set", ("seed", 7.0), None),
-                          ("set", ("layer", 1.0), None), ("set", ("polyphony", 4.0), None), ("set", ("mix_mode", 1.0), None)]
+    assert ev.drain() == [(set1("macro1", 1.0), None), (set1("macro2", 0.5), None), (set1("seed", 7.0), None),
+                          (set1("layer", 1.0), None), (set1("polyphony", 4.0), None), (set1("mix_mode", 1.0), None)]
     assert router.stats.handled == 6 and router.stats.bad_args == 0
 
 
 def test_seed_and_param_seed_are_one_check(router, eng):
     """/gesturegan/seed and /gesturegan/param/seed are the same thing (the README says so): both take a
     whole number however it is typed, both refuse 7.5 with the table's own message."""
-    ev = Events(eng)
+    ev = eng
     for address in ("/gesturegan/seed", "/gesturegan/param/seed"):
         router.handle_packet(msg(address, 7.0, types="f"), ("127.0.0.1", 9))
         router.handle_packet(msg(address, 7.5, types="f"), ("127.0.0.1", 9))
         assert router.sent[-1][0].args[1].endswith("seed must be a whole number, got 7.5"), router.sent[-1][0].args
-    assert ev.drain() == [("set", ("seed", 7.0), None)] * 2
+    assert ev.drain() == [(set1("seed", 7.0), None)] * 2
     assert router.stats.bad_args == 2
     router.handle_packet(msg("/gesturegan/param/polyphony", 3.6, types="f"))  # a knob's int: rounded, as before
-    assert ev.drain() == [("set", ("polyphony", 4.0), None)]
+    assert ev.drain() == [(set1("polyphony", 4.0), None)]
 
 
 def test_commands(router, eng):
-    ev = Events(eng)
+    ev = eng
     router.handle_packet(msg("/gesturegan/trigger"))
     router.handle_packet(msg("/gesturegan/trigger", "ring", 0.5, 7))
     router.handle_packet(msg("/gesturegan/trigger", 2.0, 1))  # a category index as Pd sends it
@@ -148,15 +140,15 @@ def test_commands(router, eng):
     router.handle_packet(msg("/gesturegan/category", "swell"))
     router.handle_packet(msg("/gesturegan/param/morph_path", 0.5))
     got = ev.drain()
-    assert got[0] == ("trigger", (None, 1.0, 0.0, None), None)
-    assert got[1] == ("trigger", (1, 0.5, 7.0, None), None)
-    assert got[2] == ("trigger", (2, 1.0, 0.0, None), None)
-    assert got[3] == ("trigger", (None, 1.0, 4.0, 64), None)
-    assert got[4] == ("note_off", (64,), None)
-    assert got[5][0] == "set_many" and dict(got[5][1][0]) == {"morph_x": 0.25, "morph_y": 1.0, "mix_mode": 1.0}
-    assert dict(got[6][1][0]) == {"weight.hit": 0.0, "weight.ring": 1.0, "weight.swell": 1.0, "mix_mode": 0.0}
-    assert dict(got[7][1][0])["weight.swell"] == 1.0 and dict(got[7][1][0])["weight.hit"] == 0.0
-    assert dict(got[8][1][0]) == {"morph_path": 0.5, "mix_mode": 2.0}
+    assert got[0] == (Trigger(None, 1.0, 0.0, None), None)
+    assert got[1] == (Trigger(1, 0.5, 7.0, None), None)
+    assert got[2] == (Trigger(2, 1.0, 0.0, None), None)
+    assert got[3] == (Trigger(None, 1.0, 4.0, 64), None)
+    assert got[4] == (NoteOff(64), None)
+    assert got[5][0].kind == "set" and got[5][0].as_dict() == {"morph_x": 0.25, "morph_y": 1.0, "mix_mode": 1.0}
+    assert got[6][0].as_dict() == {"weight.hit": 0.0, "weight.ring": 1.0, "weight.swell": 1.0, "mix_mode": 0.0}
+    assert got[7][0].as_dict()["weight.swell"] == 1.0 and got[7][0].as_dict()["weight.hit"] == 0.0
+    assert got[8][0].as_dict() == {"morph_path": 0.5, "mix_mode": 2.0}
     assert router.stats.bad_args == 0
 
 
@@ -173,7 +165,7 @@ def test_the_whole_latent_and_back_to_the_seed(router, eng):
 
 
 def test_bad_input_is_counted_logged_at_a_bounded_rate_and_ignored(router, eng, caplog):
-    ev = Events(eng)
+    ev = eng
     caplog.set_level("WARNING", logger="gesturegan.osc")
     for _ in range(50):
         router.handle_packet(b"\x00garbage!", ("127.0.0.1", 5))
@@ -203,16 +195,16 @@ def test_rate_limited_log_sums_what_it_held_back(caplog):
 
 
 def test_bundle_time_tags_schedule_on_the_engine_clock_and_late_ones_apply_at_once(router, eng):
-    ev = Events(eng)
+    ev = eng
     now = time.time()
     router.handle_packet(encode_bundle([("/gesturegan/trigger", ("hit",)), ("/gesturegan/param/gain", (-6.0,))], now + 0.05))
     router.handle_packet(encode_bundle([("/gesturegan/trigger", ("ring",))], now - 1.0))
     router.handle_packet(encode_bundle([("/gesturegan/trigger", ("swell",))], None))
     router.handle_packet(encode_bundle([("/gesturegan/trigger", ("swell",))], now + 86400))
     got = ev.drain()
-    assert got[0][0] == "trigger" and got[1] == ("set", ("gain", -6.0), got[0][2])
-    assert abs(got[0][2] - 0.05 * SR) < 0.01 * SR  # engine clock at 0: 50 ms ahead is sample ~2400
-    assert got[2][2] is None and got[3][2] is None
+    assert got[0][0].kind == "trigger" and got[1] == (set1("gain", -6.0), got[0][1])
+    assert abs(got[0][1] - 0.05 * SR) < 0.01 * SR  # engine clock at 0: 50 ms ahead is sample ~2400
+    assert got[2][1] is None and got[3][1] is None
     assert len(got) == 4 and router.stats.late == 1 and router.stats.scheduled == 2 and router.stats.bad_args == 1
 
 

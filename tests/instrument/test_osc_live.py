@@ -66,7 +66,7 @@ def test_a_bundle_50_ms_ahead_lands_on_its_sample(live):
     played the trigger, on a steady clock, are judged, and bundles are sent until 20 of them have, up to 360."""
     eng, router, srv, client, watch, sink = live
     applied_all = []  # (kind, sample) of every command as it took effect
-    eng.listen(event=lambda at, kind, args, posted: applied_all.append((kind, at)))
+    eng.listen(event=lambda at, command, posted: applied_all.append((command.kind, at)))
     time.sleep(0.3)
     flights, sent = [], 0
     block_ms = 1000 * BLOCK / SR

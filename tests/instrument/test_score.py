@@ -194,7 +194,7 @@ def test_record_a_performance_then_render_it_sample_for_sample(tmp_path):
     sink = MemorySink(SR, 128)
     with Engine(str(model), EngineConfig(SR, 128, seed=5), sink=sink, sync=True) as live:
         event_log = []
-        live.listen(event=lambda at, kind, args, posted: kind == "swap" or event_log.append((at, kind, args)))
+        live.listen(event=lambda at, command, posted: command.kind == "swap" or event_log.append((at, command)))
         live.start()
         played = [sink.pull(10)]
         live.trigger("trigger", 0.9)

@@ -34,7 +34,7 @@ def playing(jack, tmp_path):
     with Engine(engine_model(n_samples=16384, categories=GESTURES), EngineConfig(SR, BLOCK), sink=sink) as eng:
         applied = []  # (kind, sample, posted) of every command as it took effect
         eng.listen(block=lambda block, at: peak.__setitem__(0, max(peak[0], float(np.abs(block).max()))),
-                   event=lambda at, kind, args, posted: applied.append((kind, at, posted)))
+                   event=lambda at, command, posted: applied.append((command.kind, at, posted)))
         router = OscRouter(eng, presets=PresetLibrary([tmp_path]))
         with OscServer(router, port=0) as srv:
             eng.start()

@@ -1,0 +1,202 @@
+"""The instrument's command vocabulary: everything a performer, a score or a script can ask the engine to do,
+as frozen, typed values, each checked once, when it is made.
+
+OSC, MIDI, the keyboard, scores and score scripts *produce* commands (through :class:`Vocabulary`, which
+knows the playing model's categories, latent size and parameter table); the engine *consumes* them
+(:meth:`instrument.engine.Engine.post`); its event listeners and recorded takes see ``(sample, command)``;
+:func:`score_event` writes a command as a score event, so a performance re-renders offline from the same
+commands it played live (SuperCollider's Score/NRT idea).
+
+The commands (``kind`` names them in logs and listeners):
+
+- :class:`Trigger` -- a one-shot gesture of a category (or of the current mix), velocity, transposition;
+  a note-on is a trigger that remembers its note.
+- :class:`NoteOff`, :class:`AllNotesOff` -- release voices.
+- :class:`Set` -- parameter values that change at one sample. The XY pad, the morph path, the category
+  mix, a preset's recall and a step of a ramp are all ``Set`` commands.
+- :class:`Latent` -- replace the seed's base latent (or go back to it).
+- :class:`Swap` -- a loaded model takes over (made by the engine's hot-swap loader).
+
+Every check raises :class:`~instrument.params.ParamError` with the field, the value and the range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+import numpy as np
+
+# MIX_*: mix_mode's values by name, from the parameter table (MIX_PATH is here for the vocabulary's users)
+from .params import MIX_PATH, MIX_WEIGHTS, MIX_XY, Param, ParamError, ParamTable, implied_mix_mode, weight_id  # noqa: F401
+
+# a trigger's own arguments, checked like any parameter (clamped; NaN/Inf and wrong types refused)
+VELOCITY = Param("velocity", 1.0, 0.0, 1.0, doc="a trigger's velocity; its gain is velocity squared")
+NOTE_PITCH = Param("pitch", 0.0, -48.0, 48.0, "semitones", doc="a trigger's transposition, on top of the pitch parameter")
+NOTE_RANGE = (0, 127)  # MIDI note numbers
+ROOT_NOTE = 60  # the note that plays a gesture untransposed
+
+
+class Command:
+    """A command's common face: ``kind`` (its name in logs), frozen fields."""
+
+    kind: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class Trigger(Command):
+    """Play a one-shot gesture: of category index ``category`` (None: the current mix), gain
+    ``velocity ** 2``, ``pitch`` semitones on top of the ``pitch`` parameter. ``note`` (0..127) makes it a
+    note-on that a :class:`NoteOff` of the same note releases."""
+
+    kind: ClassVar[str] = "trigger"
+    category: int | None
+    velocity: float = 1.0
+    pitch: float = 0.0
+    note: int | None = None
+
+
+@dataclass(frozen=True)
+class NoteOff(Command):
+    kind: ClassVar[str] = "note_off"
+    note: int
+
+
+@dataclass(frozen=True)
+class AllNotesOff(Command):
+    kind: ClassVar[str] = "all_notes_off"
+
+
+@dataclass(frozen=True)
+class Set(Command):
+    """Parameter values, checked against the table, applied in order at one sample."""
+
+    kind: ClassVar[str] = "set"
+    values: tuple[tuple[str, float], ...]
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.values)
+
+
+@dataclass(frozen=True)
+class Latent(Command):
+    """The base latent (``latent_dim`` finite values, inside the latent distribution's support), or
+    None: back to the seed's."""
+
+    kind: ClassVar[str] = "latent"
+    z: tuple[float, ...] | None
+
+    def array(self) -> np.ndarray | None:
+        return None if self.z is None else np.asarray(self.z, np.float64)
+
+
+@dataclass(frozen=True)
+class Swap(Command):
+    """A model that passed the contract (same categories and latent size) takes over."""
+
+    kind: ClassVar[str] = "swap"
+    model: Any = field(compare=False)
+
+
+class Vocabulary:
+    """Makes checked commands for one model: its parameter ``table``, ``categories`` and ``latent_dim``;
+    ``clip_latent`` keeps a latent inside the model's support (:meth:`LatentSpace.clip_to_support`)."""
+
+    def __init__(self, table: ParamTable, categories: Sequence[str], latent_dim: int, clip_latent=None) -> None:
+        self.table, self.categories, self.latent_dim = table, tuple(categories), latent_dim
+        self._clip_latent = clip_latent
+
+    def category(self, category: str | int | None) -> int | None:
+        """A category by name or index (None: the current mix) -> its index."""
+        if category is None:
+            return None
+        if isinstance(category, str):
+            if category not in self.categories:
+                raise ParamError(f"unknown category {category!r}; this model has {', '.join(self.categories)}")
+            return self.categories.index(category)
+        if isinstance(category, bool) or not 0 <= int(category) < len(self.categories):
+            raise ParamError(f"category index must be 0..{len(self.categories) - 1}, got {category}")
+        return int(category)
+
+    @staticmethod
+    def note(note: object) -> int:
+        whole = isinstance(note, (int, np.integer)) or isinstance(note, (float, np.floating)) and float(note).is_integer()
+        if isinstance(note, bool) or not whole:
+            raise ParamError(f"note must be a whole number, got {note!r}")
+        if not NOTE_RANGE[0] <= int(note) <= NOTE_RANGE[1]:
+            raise ParamError(f"note must be {NOTE_RANGE[0]}..{NOTE_RANGE[1]}, got {note!r}")
+        return int(note)
+
+    def trigger(self, category: str | int | None = None, velocity: float = 1.0, pitch: float = 0.0) -> Trigger:
+        return Trigger(self.category(category), VELOCITY.coerce(velocity), NOTE_PITCH.coerce(pitch))
+
+    def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = ROOT_NOTE) -> Trigger:
+        n = self.note(note)
+        return Trigger(self.category(category), VELOCITY.coerce(velocity), float(n - self.note(root)), n)
+
+    def note_off(self, note: int) -> NoteOff:
+        return NoteOff(self.note(note))
+
+    def set(self, pid: str, value: object) -> Set:
+        """One parameter; moving the XY pad, the path or a category weight also switches ``mix_mode``."""
+        v = self.table.coerce(pid, value)
+        mode = implied_mix_mode(pid)
+        return Set(((pid, v),) if mode is None else ((pid, v), ("mix_mode", mode)))
+
+    def set_values(self, values: Mapping[str, object] | Iterable[tuple[str, object]]) -> Set:
+        """Several parameters exactly as given (a preset: no implied mode switch); one bad value refuses all."""
+        items = values.items() if isinstance(values, Mapping) else values
+        return Set(tuple((pid, self.table.coerce(pid, v)) for pid, v in items))
+
+    def mix(self, weights: Mapping[str, float] | Sequence[float] | np.ndarray) -> Set:
+        """Every category weight at once (unnamed categories 0), and ``mix_mode`` to weights."""
+        if isinstance(weights, Mapping):
+            unknown = set(weights) - set(self.categories)
+            if unknown:
+                raise ParamError(f"unknown categories {sorted(unknown)}; this model has {list(self.categories)}")
+            w = [weights.get(c, 0.0) for c in self.categories]
+        else:
+            w = list(weights)
+            if len(w) != len(self.categories):
+                raise ParamError(f"the mix needs {len(self.categories)} weights, got {len(w)}")
+        items = tuple((weight_id(c), self.table.coerce(weight_id(c), x)) for c, x in zip(self.categories, w))
+        return Set(items + (("mix_mode", MIX_WEIGHTS),))
+
+    def morph(self, x: float, y: float) -> Set:
+        """The XY pad, and ``mix_mode`` to xy."""
+        return Set((("morph_x", self.table.coerce("morph_x", x)), ("morph_y", self.table.coerce("morph_y", y)),
+                    ("mix_mode", MIX_XY)))
+
+    def latent(self, z: Sequence[float] | np.ndarray | None) -> Latent:
+        if z is None:
+            return Latent(None)
+        arr = np.asarray(z, dtype=np.float64).reshape(-1)
+        if arr.size != self.latent_dim:
+            raise ParamError(f"the latent needs {self.latent_dim} values, got {arr.size}")
+        if not np.isfinite(arr).all():
+            raise ParamError("the latent must be finite (no NaN or Inf)")
+        if self._clip_latent is not None:
+            arr = self._clip_latent(arr)
+        return Latent(tuple(float(x) for x in arr))
+
+
+def score_event(command: Command, categories: Sequence[str]) -> tuple[str, Any, dict[str, Any]] | None:
+    """A command as a score event's ``(kind, value, fields)`` (:mod:`instrument.score`); None for one a
+    score does not hold (a model swap: a score names its model once)."""
+    if isinstance(command, Set):
+        return "set", command.as_dict(), {}
+    if isinstance(command, Trigger):
+        cat = None if command.category is None else categories[command.category]
+        if command.note is None:
+            return "trigger", "mix" if cat is None else cat, {"velocity": command.velocity, "pitch": command.pitch}
+        fields: dict[str, Any] = {"velocity": command.velocity, "root": int(round(command.note - command.pitch))}
+        if cat is not None:
+            fields["category"] = cat
+        return "note", command.note, fields
+    if isinstance(command, NoteOff):
+        return "note_off", command.note, {}
+    if isinstance(command, AllNotesOff):
+        return "all_notes_off", True, {}
+    if isinstance(command, Latent):
+        return "latent", "seed" if command.z is None else list(command.z), {}
+    return None
