@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--buffer-blocks", type=int, default=3, help="blocks rendered ahead of the device: latency vs safety (default 3)")
     p.add_argument("--rt-priority", type=int, default=None,
                    help="real-time (SCHED_FIFO) priority of the engine thread where the machine allows it (default: "
-                        "instrument.engine.ENGINE_RT_PRIORITY, below JACK's own threads; 0: none)")
+                        "instrument.realtime.ENGINE_RT_PRIORITY, below JACK's own threads; 0: none)")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="inference provider (default auto)")
     p.add_argument("--record", type=Path, default=None, help="also write the output to this WAV (from a non-real-time thread)")
     p.add_argument("--record-score", type=Path, default=None, metavar="TAKE.toml",

@@ -22,12 +22,10 @@ the live path (an in-memory sink) give the same samples.
 from __future__ import annotations
 
 import collections
-import gc
 import heapq
 import itertools
 import math
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,15 +44,13 @@ from .offline import render_to
 from .params import N_MACROS, build_table
 from .ringbuffer import RingBuffer
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
-from .worker import GenerationWorker, Request, set_thread_nice, set_thread_realtime
+from .realtime import ENGINE_RT_PRIORITY, raise_engine_thread, tune_process_for_live
+from .worker import GenerationWorker, Request
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
 AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
-ENGINE_NICE = -10
 GIVE_UP_S = 1.0  # a trigger or layer clip not generated within this is dropped (counted), not played late
-ENGINE_RT_PRIORITY = 5  # SCHED_FIFO, below JACK's default 10 and its clients' 5+
-SWITCH_INTERVAL_S = 0.0005  # how long Python lets one thread hold the GIL (default 5 ms: longer than a block)
 
 
 @dataclass(frozen=True)
@@ -564,16 +560,7 @@ class Engine:
         """Start the worker, the engine thread and the sink (the sink's stream starts with the ring pre-filled)."""
         if self._running:
             return self
-        # The audio callback is Python: PortAudio's thread must take the GIL to run it. With the default 5 ms
-        # switch interval a busy engine or worker thread can hold it for longer than a 2.7 ms block.
-        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
-        # A full garbage collection walks every object while holding the GIL: 11 ms in a process with only the
-        # engine loaded, 97 ms with torch loaded (measured), several blocks of silence. Everything alive now
-        # (modules, the model, the tables) is frozen out of later collections, which then stay short.
-        if self.sink is not None:
-            gc.collect()
-            gc.freeze()
+        tune_process_for_live(freeze_gc=self.sink is not None)  # instrument.realtime: the switch interval, the garbage collector
         self.worker.start()
         if self.sink is None:
             self._running = True
@@ -593,10 +580,8 @@ class Engine:
         return self
 
     def _loop(self) -> None:
-        # Real-time scheduling below JACK's own threads where the machine allows it, else a higher
-        # priority where allowed; otherwise the default. The thread sleeps between blocks, so it cannot hog a core.
-        rt = self.config.rt_priority
-        self.realtime = (rt > 0 and set_thread_realtime(rt)) or set_thread_nice(ENGINE_NICE)
+        # real-time scheduling where allowed (instrument.realtime); the thread sleeps between blocks, so it cannot hog a core
+        self.realtime = raise_engine_thread(self.config.rt_priority)
         ring, b = self.ring, self.config.block_frames
         assert ring is not None
         target = max(self.config.buffer_blocks * b, self.sink.block_frames)

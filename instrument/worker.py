@@ -16,7 +16,6 @@ stay in the cache under the old model id until they age out.
 from __future__ import annotations
 
 import collections
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,31 +24,11 @@ import numpy as np
 import soxr
 
 from .model import GeneratorModel
+from .realtime import WORKER_NICE, set_thread_nice
 from .voices import END_FADE_S
 
 PREFETCH_BATCH = 2  # render-ahead runs in small batches, so an urgent request never waits long behind one
-WORKER_NICE = 10
 HUGE = 2.0  # a clip peaking above this is a model misbehaving: scaled to full scale and counted
-
-
-def set_thread_realtime(priority: int) -> bool:
-    """Best effort: SCHED_FIFO at ``priority`` for the calling thread (Linux; needs root, CAP_SYS_NICE or
-    an rtprio limit, as a machine set up for JACK has). Returns whether it took."""
-    try:
-        os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(priority))
-        return True
-    except (AttributeError, OSError):
-        return False
-
-
-def set_thread_nice(nice: int) -> bool:
-    """Best effort: give the calling thread scheduling niceness ``nice`` (Linux: per thread). Lowering
-    it below 0 needs privileges; returns whether it took."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        return True
-    except (AttributeError, OSError):
-        return False
 
 
 @dataclass(frozen=True)
