@@ -1,7 +1,7 @@
-"""Offline rendering: the engine's own ``process_block`` on a manual clock, written to a WAV.
+"""Offline rendering: the mixer's own ``process_block`` on a manual clock, written to a WAV.
 
 Faster than real time (nothing waits for a sound card), deterministic (clips are generated on the
-spot, ``sync=True``), and nothing half-written: the WAV goes to a temporary file beside the target and
+spot, :class:`~instrument.clips.ClipsOnTheSpot`), and nothing half-written: the WAV goes to a temporary file beside the target and
 is renamed at the end. The default format is 24-bit PCM: libsndfile stamps float WAVs with the time
 they were written (a PEAK chunk), so only integer WAVs are byte-identical from run to run.
 """
@@ -9,25 +9,24 @@ they were written (a PEAK chunk), so only integer WAVs are byte-identical from r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from .clips import ClipsOnTheSpot
 from .files import atomic_file
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .mixer import Mixer
 
 
-def render_to(engine: "Engine", seconds: float, path: str | Path | None = None, progress: bool = False,
+def render_to(engine: Mixer, seconds: float, path: str | Path | None = None, progress: bool = False,
               subtype: str = "PCM_24") -> np.ndarray | None:
     if not (seconds > 0 and np.isfinite(seconds)):
         raise ValueError(f"seconds must be a positive number, got {seconds}")
-    if engine.ring is not None:
+    if getattr(engine, "ring", None) is not None:
         raise RuntimeError("this engine is playing live; render offline with an engine of its own (sync=True)")
-    engine.sync, engine.prefetch_enabled = True, False  # offline never waits for a thread: clips are made on the spot
+    if not isinstance(engine.clips, ClipsOnTheSpot):
+        engine.clips = ClipsOnTheSpot(engine.worker)  # offline never waits for a thread: clips are made on the spot
     b = engine.config.block_frames
     n_blocks = int(np.ceil(seconds * engine.sample_rate / b))
     total = int(round(seconds * engine.sample_rate))
