@@ -137,7 +137,8 @@ def _controls_line(osc, midi) -> str:
 def _start_controls(eng, args: argparse.Namespace):
     """The OSC server and the MIDI inputs the arguments ask for (either may be None)."""
     from .midimap import default_map, load_map, user_map  # loaded for this command only
-    from .osc import OscRouter, OscServer
+    from .osc import OscRouter
+    from .oscserver import OscServer
     from .presets import PresetLibrary
 
     presets = PresetLibrary()

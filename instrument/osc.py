@@ -1,8 +1,9 @@
-"""OSC control: the address space (a view of the parameter table), its router, and the UDP server.
+"""OSC control: the address space (a view of the parameter table) and its router.
 
 **Routing is separate from the socket** (as python-osc's ``Dispatcher``): :class:`OscRouter` turns
-datagrams into engine calls and can be driven by a test without a network; :class:`OscServer` owns one
-UDP socket and one thread, and hands each datagram to the router in arrival order (no thread per packet).
+datagrams into engine commands, replies, pushes and rate limits, and can be driven by a test without a
+network; :class:`instrument.oscserver.OscServer` owns one UDP socket and one thread, and hands each
+datagram to the router in arrival order (no thread per packet).
 
 **Types.** Numbers may come as ``i``, ``h``, ``f`` or ``d`` interchangeably (Pd sends floats, sclang sends
 ints for integer literals); ``T``/``F`` are 1/0; a name (a category, a choice, a preset) is a string or
@@ -22,15 +23,13 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from . import telemetry
-from .oscwire import OscIn, OscParseError, encode, parse_packet
+from .oscwire import OscArgError, OscIn, OscParseError, arg_count, arg_value, encode, integer, number, parse_packet
 from .params import ParamError
 from .presets import PresetError, PresetLibrary, recall
 from .telemetry import status_args
@@ -43,11 +42,6 @@ LOG_INTERVAL_S = 5.0
 ERROR_REPLIES_PER_S = 20
 MAX_AHEAD_S = 600.0  # a time tag further ahead than this is refused (a wrong clock, not a plan)
 MAX_PUSH_HZ = 30.0
-RECEIVE_BUFFER_BYTES = 1 << 20
-
-
-class OscArgError(ValueError):
-    """A message with the wrong number or kind of arguments."""
 
 
 class OscConfigError(ValueError):
@@ -101,38 +95,6 @@ class Route:
     timed: bool = True  # whether a bundle's time tag schedules it (commands that do I/O run on arrival)
 
 
-# --- argument helpers: Pd sends floats, sclang ints, Max both ------------------------------------------
-
-def _count(args: tuple, lo: int, hi: int | None = None) -> None:
-    hi = lo if hi is None else hi
-    if not lo <= len(args) <= hi:
-        want = str(lo) if lo == hi else f"{lo}..{hi}" if hi < 99 else f"at least {lo}"
-        raise OscArgError(f"takes {want} argument{'s' if hi != 1 else ''}, got {len(args)}")
-
-
-def number(v: Any, name: str) -> float:
-    if isinstance(v, bool) or isinstance(v, (int, float)):
-        x = float(v)
-        if not math.isfinite(x):
-            raise OscArgError(f"{name} must be finite, got {x}")
-        return x
-    raise OscArgError(f"{name} must be a number, got {type(v).__name__} {v!r}")
-
-
-def integer(v: Any, name: str) -> int:
-    x = number(v, name)
-    if x != int(x):
-        raise OscArgError(f"{name} must be a whole number, got {x}")
-    return int(x)
-
-
-def _value(v: Any) -> Any:
-    """A parameter value as the table's coerce wants it: names stay strings, numbers become floats."""
-    if isinstance(v, str):
-        return v
-    return number(v, "value")
-
-
 class OscRouter:
     """The address space of one engine: ``/gesturegan/param/<id>`` for every parameter, plus commands.
     ``send(data, to)`` delivers replies (the server sets it); ``midi`` enables ``/learn``."""
@@ -159,25 +121,25 @@ class OscRouter:
         eng = self.engine
         for p in eng.table:
             self._add(f"param/{p.id}", "value", f"set `{p.id}`: {p.describe()}{p.unit_suffix} ({p.doc})",
-                      lambda a, at, s, pid=p.id: (_count(a, 1), eng.set(pid, _value(a[0]), at)))
+                      lambda a, at, s, pid=p.id: (arg_count(a, 1), eng.set(pid, arg_value(a[0]), at)))
         cats = ", ".join(eng.info.categories)
         self._add("trigger", "[category] [velocity] [pitch]",
                   f"play a one-shot gesture: category by name ({cats}) or index, or `mix` / none for the current mix; "
                   "velocity 0..1 (gain = velocity squared, default 1); pitch in semitones (default 0)", self._trigger)
         self._add("note", "note velocity [category]",
                   "MIDI-style note: note 0..127 (pitch relative to 60), velocity 0..127 (0 = note off)", self._note)
-        self._add("note_off", "note", "release the voices of a note", lambda a, at, s: (_count(a, 1), eng.note_off(integer(a[0], "note"), at)))
-        self._add("all_notes_off", "", "release every one-shot voice", lambda a, at, s: (_count(a, 0), eng.all_notes_off(at)))
+        self._add("note_off", "note", "release the voices of a note", lambda a, at, s: (arg_count(a, 1), eng.note_off(integer(a[0], "note"), at)))
+        self._add("all_notes_off", "", "release every one-shot voice", lambda a, at, s: (arg_count(a, 0), eng.all_notes_off(at)))
         self._add("latent", "[latent_dim numbers]",
                   "set the whole base latent (replacing the seed's); no arguments: back to the seed's", self._latent)
         self._add("category", "one weight per category | name",
                   "set the whole category mix (normalised; switches mix_mode to weights), or one pure category by name", self._category)
         self._add("morph", "x y", "move the XY pad (0..1 each; corners are the first four categories; switches mix_mode to xy)",
-                  lambda a, at, s: (_count(a, 2), eng.morph(number(a[0], "x"), number(a[1], "y"), at)))
+                  lambda a, at, s: (arg_count(a, 2), eng.morph(number(a[0], "x"), number(a[1], "y"), at)))
         self._add("seed", "seed", "choose the base latent by seed (as /param/seed)",
-                  lambda a, at, s: (_count(a, 1), eng.set("seed", _value(a[0]), at)))  # the table checks, as for /param/seed
+                  lambda a, at, s: (arg_count(a, 1), eng.set("seed", arg_value(a[0]), at)))  # the table checks, as for /param/seed
         self._add("layer", "on", "the continuous layer on (1) or off (0) (as /param/layer)",
-                  lambda a, at, s: (_count(a, 1), eng.set("layer", _value(a[0]), at)))
+                  lambda a, at, s: (arg_count(a, 1), eng.set("layer", arg_value(a[0]), at)))
         self._add("preset", "name", "recall a preset by name (all its values at one sample)", self._preset)
         self._add("preset/save", "name", "save the current values as a preset (in the user's preset folder)", self._preset_save, timed=False)
         self._add("preset/list", "", "reply /gesturegan/preset/list with the preset names", self._preset_list, timed=False)
@@ -213,14 +175,14 @@ class OscRouter:
         return integer(v, "category")
 
     def _trigger(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 0, 3)
+        arg_count(a, 0, 3)
         cat = self._category_arg(a[0]) if a else None
         vel = number(a[1], "velocity") if len(a) > 1 else 1.0
         pitch = number(a[2], "pitch") if len(a) > 2 else 0.0
         self.engine.trigger(cat, vel, pitch, at)
 
     def _note(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 2, 3)
+        arg_count(a, 2, 3)
         note, vel = integer(a[0], "note"), number(a[1], "velocity")
         if not 0 <= vel <= 127:
             raise OscArgError(f"velocity must be 0..127, got {vel:g}")
@@ -239,19 +201,19 @@ class OscRouter:
                 raise OscArgError(f"unknown category {a[0]!r}; this model has {', '.join(self.engine.info.categories)}")
             self.engine.set_mix({a[0]: 1.0}, at)
             return
-        _count(a, n)
+        arg_count(a, n)
         self.engine.set_mix([number(x, "weight") for x in a], at)
 
     def _preset(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 1)
+        arg_count(a, 1)
         if not isinstance(a[0], str):
             raise OscArgError("a preset is recalled by name (a string)")
         skipped = recall(self.engine, self.presets.find(a[0]), at)
         if skipped:
-            self._note_problem(f"preset {a[0]!r}: skipped values this model has no parameter for: {', '.join(skipped)}")
+            self.note_problem(f"preset {a[0]!r}: skipped values this model has no parameter for: {', '.join(skipped)}")
 
     def _preset_save(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 1)
+        arg_count(a, 1)
         path = self.presets.save(str(a[0]), self.engine.table, dict(self.engine.values), Path(self.engine.worker.model.source).name)
         self._send(f"{self.prefix}/preset/saved", (str(a[0]), str(path)), self._target(s))
 
@@ -259,7 +221,7 @@ class OscRouter:
         self._send(f"{self.prefix}/preset/list", tuple(self.presets.names()), self._target(s))
 
     def _model(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 1)
+        arg_count(a, 1)
         path = Path(str(a[0])).expanduser()
         if not path.is_file():
             raise OscArgError(f"no model file {path}")
@@ -271,7 +233,7 @@ class OscRouter:
         self.engine.load_model(path, on_done=done)
 
     def _record_start(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 0, 1)
+        arg_count(a, 0, 1)
         path = Path(str(a[0])).expanduser() if a else Path(time.strftime("gesturegan-%Y%m%d-%H%M%S.wav"))
         if path.suffix.lower() != ".wav":
             raise OscArgError(f"the recording must be a .wav file, got {path}")
@@ -286,7 +248,7 @@ class OscRouter:
         self._send(f"{self.prefix}/record", ("stopped", done[0], float(done[1])) if done else ("idle",), self._target(s))
 
     def _learn(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 1)
+        arg_count(a, 1)
         if self.midi is None:
             raise OscArgError("MIDI learn needs a MIDI input (start with --midi)")
         target = self._target(s)
@@ -297,7 +259,7 @@ class OscRouter:
             self.midi.cancel_learn()
 
     def _push(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 1)
+        arg_count(a, 1)
         hz = number(a[0], "rate_hz")
         target = self._target(s)
         if target is None:
@@ -308,7 +270,7 @@ class OscRouter:
             self.pushes[target] = [1.0 / min(hz, MAX_PUSH_HZ), time.monotonic()]
 
     def _reply(self, a: tuple, at: int | None, s: Any) -> None:
-        _count(a, 0, 2)
+        arg_count(a, 0, 2)
         if not a:
             self.reply_to = None
             return
@@ -363,7 +325,7 @@ class OscRouter:
 
     # --- incoming ----------------------------------------------------------------------------------------
 
-    def _note_problem(self, message: str) -> None:
+    def note_problem(self, message: str) -> None:
         if self._log(message):
             self.stats.errors_logged += 1
 
@@ -383,7 +345,7 @@ class OscRouter:
             messages = parse_packet(data)
         except OscParseError as e:
             self.stats.malformed += 1
-            self._note_problem(f"malformed OSC packet ({len(data)} bytes) from {sender}: {e}")
+            self.note_problem(f"malformed OSC packet ({len(data)} bytes) from {sender}: {e}")
             return
         if messages and messages[0].bundled:
             self.stats.bundles += 1
@@ -397,7 +359,7 @@ class OscRouter:
         route = self.routes.get(m.address)
         if route is None:
             self.stats.unknown_address += 1
-            self._note_problem(f"unknown OSC address {m.address!r} from {sender} (send {self.prefix}/addresses for the list)")
+            self.note_problem(f"unknown OSC address {m.address!r} from {sender} (send {self.prefix}/addresses for the list)")
             self._error_reply(m.address, "unknown address", sender)
             return False
         at = None
@@ -417,84 +379,8 @@ class OscRouter:
             route.handler(m.args, at, sender)
         except (OscArgError, ParamError, PresetError, ValueError, TypeError, OSError) as e:
             self.stats.bad_args += 1
-            self._note_problem(f"OSC {m.address} {list(m.args)[:8]} from {sender}: {e}")
+            self.note_problem(f"OSC {m.address} {list(m.args)[:8]} from {sender}: {e}")
             self._error_reply(m.address, str(e), sender)
             return False
         self.stats.handled += 1
         return True
-
-
-class OscServer:
-    """A UDP server for ``router`` on ``host:port`` (``127.0.0.1`` by default: only this machine). ``allow``:
-    the client addresses accepted when listening on a network (None = any). Replies go out of the same
-    socket, so a client that listens on its sending port (sclang, Max's udpsend/udpreceive pair with the
-    same port) gets them without configuration. A context manager; :meth:`close` is idempotent."""
-
-    def __init__(self, router: OscRouter, host: str = "127.0.0.1", port: int = DEFAULT_OSC_PORT,
-                 allow: list[str] | None = None) -> None:
-        if port in (57110, 57120):
-            raise OscConfigError(f"port {port} belongs to SuperCollider (57110 scsynth, 57120 sclang); choose another --osc-port")
-        self.router = router
-        try:
-            self.allow = None if not allow else {socket.gethostbyname(h) for h in allow}
-        except OSError as e:
-            raise OscConfigError(f"cannot resolve an --osc-allow address ({', '.join(allow or [])}): {e}") from None
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        # A deep receive queue: a patch that fires a burst (a whole scene, a fast LFO) must not lose packets
-        # while the engine holds the GIL for a block. The kernel caps it at net.core.rmem_max.
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-        try:
-            self.sock.bind((host, port))
-        except OSError as e:
-            self.sock.close()
-            raise OscConfigError(f"cannot listen for OSC on {host}:{port}: {e.strerror or e} "
-                                 "(another program has the port? choose another with --osc-port)") from None
-        self.host, self.port = self.sock.getsockname()[:2]
-        router.send = self._sendto
-        self._running = False
-        self._thread: threading.Thread | None = None
-
-    def _sendto(self, data: bytes, to: tuple[str, int]) -> None:
-        self.sock.sendto(data, to)
-
-    def start(self) -> "OscServer":
-        if not self._running:
-            self._running = True
-            self._thread = threading.Thread(target=self._run, name="gesturegan-osc", daemon=True)
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        router, sock = self.router, self.sock
-        while self._running:
-            sock.settimeout(router.tick())
-            try:
-                data, sender = sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:  # closed under us, or an ICMP error from an earlier reply: keep going while running
-                if not self._running:
-                    break
-                continue
-            if self.allow is not None and sender[0] not in self.allow:
-                router.stats.denied += 1
-                router._note_problem(f"OSC packet from {sender[0]} refused (not in --osc-allow)")
-                continue
-            try:
-                router.handle_packet(data, sender)
-            except Exception as e:  # noqa: BLE001 - a bug must not silence the instrument's controls
-                router.stats.bad_args += 1
-                router._note_problem(f"OSC handler failed on a packet from {sender}: {type(e).__name__}: {e}")
-
-    def close(self) -> None:
-        self._running = False
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
-        self.sock.close()
-
-    def __enter__(self) -> "OscServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -13,6 +13,7 @@ comes out with its bundle's time tag (``None`` for "immediately" or for a bare m
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -181,3 +182,39 @@ def encode_bundle(messages: list[tuple[str, tuple]], when: float | None = None) 
     tag = IMMEDIATELY if when is None else unix_to_ntp(when)
     body = b"".join(struct.pack(">i", len(m)) + m for m in (encode(a, args) for a, args in messages))
     return b"#bundle\0" + struct.pack(">Q", tag) + body
+
+
+class OscArgError(ValueError):
+    """A message with the wrong number or kind of arguments."""
+
+
+# --- arguments as numbers: Pd sends floats, sclang ints, Max both ------------------------------------------
+
+def arg_count(args: tuple, lo: int, hi: int | None = None) -> None:
+    hi = lo if hi is None else hi
+    if not lo <= len(args) <= hi:
+        want = str(lo) if lo == hi else f"{lo}..{hi}" if hi < 99 else f"at least {lo}"
+        raise OscArgError(f"takes {want} argument{'s' if hi != 1 else ''}, got {len(args)}")
+
+
+def number(v: Any, name: str) -> float:
+    if isinstance(v, bool) or isinstance(v, (int, float)):
+        x = float(v)
+        if not math.isfinite(x):
+            raise OscArgError(f"{name} must be finite, got {x}")
+        return x
+    raise OscArgError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+
+
+def integer(v: Any, name: str) -> int:
+    x = number(v, name)
+    if x != int(x):
+        raise OscArgError(f"{name} must be a whole number, got {x}")
+    return int(x)
+
+
+def arg_value(v: Any) -> Any:
+    """A parameter value as the table's coerce wants it: names stay strings, numbers become floats."""
+    if isinstance(v, str):
+        return v
+    return number(v, "value")

@@ -110,7 +110,8 @@ def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
     from instrument.engine import Engine, EngineConfig
     from instrument.midi import MidiController
     from instrument.midimap import load_map, shipped_map
-    from instrument.osc import OscRouter, OscServer
+    from instrument.osc import OscRouter
+    from instrument.oscserver import OscServer
     from instrument.oscwire import encode, encode_bundle
     from instrument.presets import PresetLibrary
 

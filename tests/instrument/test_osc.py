@@ -19,7 +19,8 @@ from pythonosc.udp_client import SimpleUDPClient
 from instrument.audio import MemorySink
 from instrument.commands import NoteOff, Set, Trigger
 from instrument.engine import Engine, EngineConfig
-from instrument.osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter, OscServer, RateLimitedLog
+from instrument.osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter, RateLimitedLog
+from instrument.oscserver import OscServer
 from instrument.oscwire import OscParseError, encode, encode_bundle, parse_packet
 from instrument.presets import PresetLibrary
 from tests.helpers import wait_for

@@ -14,7 +14,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from instrument.audio import SoundDeviceSink
 from instrument.dsp import db_to_gain
 from instrument.engine import Engine, EngineConfig
-from instrument.osc import OscRouter, OscServer
+from instrument.osc import OscRouter
+from instrument.oscserver import OscServer
 from instrument.oscwire import encode, encode_bundle
 from instrument.presets import PresetLibrary
 from tests.helpers import wait_for

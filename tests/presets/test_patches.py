@@ -17,7 +17,8 @@ import pytest
 
 from instrument.audio import SoundDeviceSink
 from instrument.engine import Engine, EngineConfig
-from instrument.osc import DEFAULT_OSC_PORT, OscRouter, OscServer
+from instrument.osc import DEFAULT_OSC_PORT, OscRouter
+from instrument.oscserver import OscServer
 from instrument.presets import PresetLibrary
 from tests.helpers import free_port
 from tests.instrument.onnx_models import GESTURES, engine_model
