@@ -114,7 +114,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_midi_ports(args: argparse.Namespace) -> int:
-    from .midi import input_names  # loaded for this command only
+    from .midiports import input_names  # loaded for this command only
 
     names = input_names(args.midi_api)
     print("MIDI inputs:" if names else "no MIDI inputs (is a controller plugged in, and the ALSA sequencer or JACK running?)")

@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 from . import cli, demo, inspect
 from .audio import AudioDeviceError
 from .errors import MissingExtraError, ModelFileError, ProviderError
-from .midi import MidiError
+from .midiports import MidiError
 from .midimap import MidiMapError
 from .osc import OscConfigError
 from .params import ParamError

@@ -1,45 +1,30 @@
-"""MIDI input: ports (by name, all, or a virtual port), hot-plug, the map's actions, and MIDI learn.
+"""MIDI input's meaning: the map's actions (notes, zones, controllers, 14-bit pairs, the sustain pedal,
+pitch bend, program changes) and MIDI learn. The ports and hot-plug are :mod:`instrument.midiports`'s;
+bytes arrive here already stripped of sysex, clock and active sensing (dropped inside RtMidi), are
+decoded here (three bytes, no objects) and checked, and unmapped messages cost a dict lookup. mido
+provides the port listing (``gesturegan midi-ports``) and is what tests and the MIDI file renderer use
+to send. Handlers only validate and post commands to the engine.
 
-Input goes through python-rtmidi directly, with ``ignore_types(sysex, timing, active_sense)`` on, so a
-sysex flood, MIDI clock and active sensing are dropped inside RtMidi before Python sees them; the bytes
-that do arrive are decoded here (three bytes, no objects) and checked, and unmapped messages cost a dict
-lookup. mido provides the port listing (``gesturegan midi-ports``) and is what tests and the MIDI file
-renderer use to send. Handlers only validate and post commands to the engine (its queue).
-
-Program changes (a preset file to read) are handed to the monitor thread rather than handled on
+Program changes (a preset file to read) are handed to the ports' monitor thread rather than handled on
 RtMidi's callback thread, which with the JACK API is JACK's own process thread.
-
-**Hot-plug**: a monitor thread looks at the port list once a second; a port that vanished is closed and
-reported, and reopened when a port of that name (or matching that substring) comes back. The sound does
-not stop: only this module notices.
-
-**APIs**: ``auto`` is ALSA where ``/dev/snd/seq`` exists, else JACK (the test machines, and JACK rigs);
-``jack``/``alsa``/``coremidi``/``winmm`` insist.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .midimap import MidiMap, append_binding, binding
+from .midiports import POLL_S, MidiInputs
 from .presets import PresetError, PresetLibrary, recall
 
 log = logging.getLogger("gesturegan.midi")
 
-CLIENT_NAME = "gesturegan"
-POLL_S = 1.0
 LEARN_PAIR_S = 0.15  # after a learned MSB 0..31, how long to wait for its LSB (a 14-bit controller)
-
-
-class MidiError(RuntimeError):
-    """No MIDI API, or a port that cannot be opened: the message lists the ports."""
 
 
 @dataclass
@@ -58,43 +43,6 @@ class MidiStats:
         return asdict(self)
 
 
-def _rtmidi():
-    try:
-        import rtmidi  # the system's MIDI libraries: only when MIDI is used
-    except ImportError as e:  # pragma: no cover - a dependency
-        raise MidiError(f"python-rtmidi is not installed: {e}") from None
-    return rtmidi
-
-
-def api_id(name: str = "auto") -> int:
-    rt = _rtmidi()
-    apis = {"jack": rt.API_UNIX_JACK, "alsa": rt.API_LINUX_ALSA, "coremidi": rt.API_MACOSX_CORE, "winmm": rt.API_WINDOWS_MM}
-    if name == "auto":
-        if os.path.exists("/dev/snd/seq"):
-            return rt.API_LINUX_ALSA
-        return rt.API_UNIX_JACK if rt.API_UNIX_JACK in rt.get_compiled_api() else rt.API_UNSPECIFIED
-    if name not in apis:
-        raise MidiError(f"unknown MIDI API {name!r}: use auto, {', '.join(apis)}")
-    if apis[name] not in rt.get_compiled_api():
-        raise MidiError(f"this python-rtmidi has no {name} support (it has: "
-                        f"{', '.join(rt.get_api_name(a) for a in rt.get_compiled_api())})")
-    return apis[name]
-
-
-def input_names(api: str = "auto") -> list[str]:
-    """The MIDI inputs there are now (mido's listing, on the chosen API)."""
-    import mido  # with rtmidi's backend: only when MIDI is used
-
-    rt = _rtmidi()
-    wanted = api_id(api)
-    mido_name = next((a[4:] for a in dir(rt) if a.startswith("API_") and getattr(rt, a) == wanted), None)  # UNIX_JACK
-    backend = mido.Backend("mido.backends.rtmidi", api=mido_name if wanted != rt.API_UNSPECIFIED else None)
-    try:
-        return list(backend.get_input_names())
-    except Exception as e:  # noqa: BLE001 - no server, no sequencer: say so
-        raise MidiError(f"cannot list MIDI inputs ({api}): {e}") from None
-
-
 class MidiController:
     """Turns MIDI into engine calls through ``midi_map``. ``handle(data)`` takes one message's bytes (any
     thread); :meth:`open` connects ports and starts the hot-plug monitor; a context manager."""
@@ -111,15 +59,7 @@ class MidiController:
         self._learn: tuple[str, Callable[[str, str], None] | None] | None = None
         self._learn_pending: list[Any] | None = None  # [channel, cc, fine, timer]
         self._lock = threading.Lock()  # learn state, touched by the MIDI and OSC threads
-        self.ports: dict[str, Any] = {}  # open port name -> rtmidi.MidiIn
-        self.wanted: list[str] = []
-        self.virtual: str | None = None
-        self.api = "auto"
-        self.events: list[str] = []  # connect/disconnect history, for the status view and tests
-        self._running = False
-        self._monitor: threading.Thread | None = None
-        self._scanner = None
-        self._wake = threading.Event()
+        self.inputs = MidiInputs(self.handle, self.stats, self._run_pending)  # ports and hot-plug
         self._pending_programs: collections.deque[int] = collections.deque(maxlen=16)
 
     # --- decoding --------------------------------------------------------------------------------------------
@@ -155,9 +95,9 @@ class MidiController:
                 self.engine.set(self.map.bend_param, self.map.bend_range * bend / (8191 if bend > 0 else 8192), at)
                 self.stats.controls += 1
             elif kind == 0xC0:
-                if self._running and at is None:  # a preset is a file to read: not on RtMidi's thread (JACK's, with the JACK API)
+                if self.inputs.running and at is None:  # a preset is a file to read: not on RtMidi's thread (JACK's, with the JACK API)
                     self._pending_programs.append(data[1])
-                    self._wake.set()
+                    self.inputs.wake()
                 else:
                     self._program(data[1], at)
             else:
@@ -288,116 +228,36 @@ class MidiController:
         if on_done is not None:
             on_done(param, what)
 
-    # --- ports -------------------------------------------------------------------------------------------
+    # --- ports (instrument.midiports) ------------------------------------------------------------------------
 
     def open(self, ports: list[str], api: str = "auto", virtual: str | None = None, poll_s: float = POLL_S) -> "MidiController":
         """Connect ``ports`` (exact names or substrings; "all" for every input) and, with ``virtual``, make a
         virtual input of that name for DAWs and other programs to connect to. Ports not there yet are
-        connected when they appear."""
-        self.api, self.wanted, self.virtual, self.poll_s = api, list(ports), virtual, poll_s
-        rt = _rtmidi()
-        apiid = api_id(api)
-        try:
-            self._scanner = rt.MidiIn(apiid, name=f"{CLIENT_NAME}-scan")
-        except Exception as e:  # noqa: BLE001 - rtmidi raises SystemError/RuntimeError with the reason
-            raise MidiError(f"cannot use MIDI ({api}): {e} (is the JACK server or ALSA sequencer running?)") from None
-        if virtual:
-            port = self._input_port()
-            port.open_virtual_port(virtual)
-            self.ports[f"virtual:{virtual}"] = port
-        missing = [w for w in self.wanted if w != "all" and not any(self._matches(w, n) for n in self._scanner.get_ports())]
-        self._scan()
-        if missing and not virtual and not self.ports:
-            log.warning("MIDI: no input matches %s yet (waiting for it); inputs now: %s", ", ".join(missing),
-                        ", ".join(self._scanner.get_ports()) or "(none)")
-        self._running = True
-        self._monitor = threading.Thread(target=self._watch, name="gesturegan-midi-hotplug", daemon=True)
-        self._monitor.start()
+        connected when they appear (:class:`~instrument.midiports.MidiInputs`)."""
+        self.inputs.open(ports, api, virtual, poll_s)
         return self
 
-    def _input_port(self):
-        """A new rtmidi input of our client that hands every message to :meth:`handle` (sysex, clock and
-        active sensing are dropped inside RtMidi); the caller opens it."""
-        port = _rtmidi().MidiIn(api_id(self.api), name=CLIENT_NAME)
-        port.ignore_types(True, True, True)
-        port.set_callback(self._callback)
-        return port
+    @property
+    def ports(self) -> dict[str, Any]:
+        return self.inputs.ports
 
-    @staticmethod
-    def _matches(want: str, name: str) -> bool:
-        return want == "all" or want == name or want.lower() in name.lower()
+    @property
+    def events(self) -> list[str]:
+        return self.inputs.events
 
-    def _callback(self, event: tuple, data: Any = None) -> None:
-        self.handle(event[0])
-
-    def _scan(self) -> None:
-        names = self._scanner.get_ports() if self._scanner is not None else []
-        for name in [n for n in self.ports if not n.startswith("virtual:") and n not in names]:
-            port = self.ports.pop(name)
+    def _run_pending(self) -> None:
+        """On the monitor thread: program changes (preset files) as they came."""
+        while self._pending_programs:
+            program = self._pending_programs.popleft()
             try:
-                port.close_port()
-                port.delete()
-            except Exception:  # noqa: BLE001 - it is gone already
-                pass
-            self.stats.disconnects += 1
-            self.events.append(f"disconnected {name}")
-            log.warning("MIDI: %s disconnected (will reconnect when it returns)", name)
-        for i, name in enumerate(names):
-            if name in self.ports or name.startswith(CLIENT_NAME) or not any(self._matches(w, name) for w in self.wanted):
-                continue
-            try:
-                port = self._input_port()
-                port.open_port(i)
-            except Exception as e:  # noqa: BLE001 - it went away between the listing and the open
-                log.warning("MIDI: cannot open %s: %s", name, e)
-                continue
-            again = any(e == f"disconnected {name}" for e in self.events)
-            self.ports[name] = port
-            if again:
-                self.stats.reconnects += 1
-            self.events.append(f"{'reconnected' if again else 'connected'} {name}")
-            log.warning("MIDI: %s %s", "reconnected" if again else "connected", name)
-
-    def _watch(self) -> None:
-        """The monitor thread: program changes (preset files) as they come, the port list once per ``poll_s``."""
-        next_scan = time.monotonic() + self.poll_s
-        while self._running:
-            self._wake.wait(max(0.0, next_scan - time.monotonic()))
-            self._wake.clear()
-            if not self._running:
-                break
-            while self._pending_programs:
-                program = self._pending_programs.popleft()
-                try:
-                    self._program(program)
-                except (ValueError, PresetError) as e:
-                    self.stats.refused += 1
-                    log.warning("MIDI program change %d: %s", program, e)
-            if time.monotonic() >= next_scan:
-                next_scan = time.monotonic() + self.poll_s
-                try:
-                    self._scan()
-                except Exception as e:  # noqa: BLE001 - the monitor must outlive a driver hiccup
-                    log.warning("MIDI: port scan failed: %s", e)
+                self._program(program)
+            except (ValueError, PresetError) as e:
+                self.stats.refused += 1
+                log.warning("MIDI program change %d: %s", program, e)
 
     def close(self) -> None:
-        self._running = False
-        self._wake.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=5)
-            self._monitor = None
+        self.inputs.close()
         self.cancel_learn()
-        for port in self.ports.values():
-            try:
-                port.cancel_callback()
-                port.close_port()
-                port.delete()
-            except Exception:  # noqa: BLE001
-                pass
-        self.ports.clear()
-        if self._scanner is not None:
-            self._scanner.delete()
-            self._scanner = None
 
     def __enter__(self) -> "MidiController":
         return self
