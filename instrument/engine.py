@@ -13,7 +13,7 @@ Threads and who owns what::
 **One path for live and offline.** :meth:`Mixer.process_block` is all there is. Live, the engine
 thread calls it whenever the ring has room; offline, :meth:`Engine.render` (:mod:`instrument.offline`)
 calls it in a loop and writes a WAV, with clips generated on the spot
-(:class:`~instrument.clips.ClipsOnTheSpot`) so the output does not depend on timing: an offline
+(:class:`~instrument.worker.ClipsOnTheSpot`) so the output does not depend on timing: an offline
 render and the same commands played through the live path (an in-memory sink, ``sync=True``) give the
 same samples.
 """
@@ -29,19 +29,17 @@ from typing import Any, Callable
 import numpy as np
 
 from .audio import Recorder
-from .clips import ClipsOnTheSpot, WorkerClips
 from .commands import AllNotesOff, Swap
-from .config import EngineConfig
 from .errors import ModelFileError
-from .mixer import Mixer
+from .mixer import EngineConfig, Mixer
 from .model import GeneratorModel, load_model
 from .offline import render_to
 from .params import N_MACROS
 from .realtime import raise_engine_thread, tune_process_for_live
 from .ringbuffer import RingBuffer
-from .worker import GenerationWorker
+from .worker import ClipsOnTheSpot, GenerationWorker, WorkerClips
 
-__all__ = ["Engine", "EngineConfig"]  # EngineConfig lives in instrument.config; users import both from here
+__all__ = ["Engine", "EngineConfig"]  # EngineConfig lives in instrument.mixer; users import both from here
 
 
 class Engine(Mixer):

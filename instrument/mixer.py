@@ -5,13 +5,12 @@ engine's thread (:class:`instrument.engine.Engine`) or an offline render (:mod:`
 Every command carries a sample time on the mixer's clock (``at=``; ``None`` means "as soon as
 possible", i.e. the next sample rendered) and takes effect at exactly that sample: a block is cut at
 command times and rendered in pieces. Gains and pitch glide (:class:`~instrument.dsp.Smoother`). The
-clips come from a :class:`~instrument.clips.ClipSource`: the worker thread live, generated on the spot
+clips come from a :class:`~instrument.worker.ClipSource`: the worker thread live, generated on the spot
 offline; everything else is one path for both.
 """
 
 from __future__ import annotations
 
-import collections
 import heapq
 import itertools
 import queue
@@ -21,15 +20,15 @@ from typing import Callable
 
 import numpy as np
 
-from .clips import ClipSource
 from .commands import AllNotesOff, Command, Latent, NoteOff, Set, Swap, Trigger, Vocabulary
-from .config import EngineConfig
 from .contract import ModelInfo
 from .dsp import SafetyChain, Smoother, db_to_gain
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .params import N_MACROS, build_table
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
-from .worker import GenerationWorker, Request
+from .realtime import ENGINE_RT_PRIORITY
+from .telemetry import Telemetry
+from .worker import ClipSource, GenerationWorker, Request
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
@@ -37,24 +36,29 @@ AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times 
 GIVE_UP_S = 1.0  # a trigger or layer clip not generated within this is dropped (counted), not played late
 
 
-@dataclass
-class Telemetry:
-    """The engine thread's counters (the audio callback's own, underruns and device underflows, are the
-    sink's: :meth:`instrument.audio.SoundDeviceSink.stats`)."""
+@dataclass(frozen=True)
+class EngineConfig:
+    sample_rate: int = 48000
+    block_frames: int = 128
+    channels: int = 2
+    buffer_blocks: int = 3  # how far the engine renders ahead of the audio callback (latency vs safety)
+    seed: int = 0  # trigger variations and layer drift are drawn from this
+    provider: str = "auto"
+    threads: int | None = None
+    max_batch: int = 8
+    rt_priority: int = ENGINE_RT_PRIORITY  # the live engine thread's SCHED_FIFO priority where allowed; 0: none (a raised nice instead)
 
-    blocks: int = 0
-    late_events: int = 0
-    late_triggers: int = 0  # triggers whose clip was not ready in time (started later)
-    dropped_triggers: int = 0
-    stolen_voices: int = 0
-    regenerations: int = 0
-    model_swaps: int = 0
-    model_errors: int = 0
-    last_error: str = ""
-    render_seconds: float = 0.0  # time spent in process_block
-    max_block_ms: float = 0.0  # the slowest process_block while playing live
-    max_wake_gap_ms: float = 0.0  # the longest the live engine thread went between two looks at the ring
-    trigger_delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10000))  # samples, time -> first sound
+    def __post_init__(self) -> None:
+        if not 8000 <= self.sample_rate <= 384000:
+            raise ValueError(f"sample_rate must be between 8000 and 384000 Hz, got {self.sample_rate}")
+        if not 1 <= self.block_frames <= 8192:
+            raise ValueError(f"block_frames must be between 1 and 8192, got {self.block_frames}")
+        if not 1 <= self.channels <= 64:
+            raise ValueError(f"channels must be between 1 and 64, got {self.channels}")
+        if not 1 <= self.buffer_blocks <= 64:
+            raise ValueError(f"buffer_blocks must be between 1 and 64, got {self.buffer_blocks}")
+        if not 0 <= self.rt_priority <= 98:
+            raise ValueError(f"rt_priority must be between 0 (off) and 98, got {self.rt_priority}")
 
 
 @dataclass(order=True)

@@ -1,7 +1,7 @@
 """Offline rendering: the mixer's own ``process_block`` on a manual clock, written to a WAV.
 
 Faster than real time (nothing waits for a sound card), deterministic (clips are generated on the
-spot, :class:`~instrument.clips.ClipsOnTheSpot`), and nothing half-written: the WAV goes to a temporary file beside the target and
+spot, :class:`~instrument.worker.ClipsOnTheSpot`), and nothing half-written: the WAV goes to a temporary file beside the target and
 is renamed at the end. The default format is 24-bit PCM: libsndfile stamps float WAVs with the time
 they were written (a PEAK chunk), so only integer WAVs are byte-identical from run to run.
 """
@@ -14,9 +14,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from .clips import ClipsOnTheSpot
 from .files import atomic_file
 from .mixer import Mixer
+from .worker import ClipsOnTheSpot
 
 
 def render_to(engine: Mixer, seconds: float, path: str | Path | None = None, progress: bool = False,

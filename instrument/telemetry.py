@@ -6,13 +6,15 @@ surfaces' counters (:class:`~instrument.osc.OscStats`, :class:`~instrument.midi.
 with an ``osc_``/``midi_`` prefix. The tables drive the ``/gesturegan/status`` replies (one
 ``/gesturegan/status/<name>`` message a row, typed by its kind), ``gesturegan play``'s status line
 (the rows with a ``short`` label) and the README's telemetry table; tests hold the engine and the
-counters to them, so a value cannot be added without its row.
+counters to them, so a value cannot be added without its row. :class:`Telemetry` is the mixer's and
+the engine thread's own counters, from which ``Engine.status`` reads its rows.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("int", "float", "bool", "text", "floats", "names")
@@ -145,3 +147,23 @@ def markdown() -> str:
         for m in table:
             rows.append(f"| `{prefix}{m.name}` | {OSC_TYPES[m.kind]} | {m.unit} | {m.doc} |")
     return "\n".join(rows)
+
+
+@dataclass
+class Telemetry:
+    """The engine thread's counters (the audio callback's own, underruns and device underflows, are the
+    sink's: :meth:`instrument.audio.SoundDeviceSink.stats`)."""
+
+    blocks: int = 0
+    late_events: int = 0
+    late_triggers: int = 0  # triggers whose clip was not ready in time (started later)
+    dropped_triggers: int = 0
+    stolen_voices: int = 0
+    regenerations: int = 0
+    model_swaps: int = 0
+    model_errors: int = 0
+    last_error: str = ""
+    render_seconds: float = 0.0  # time spent in process_block
+    max_block_ms: float = 0.0  # the slowest process_block while playing live
+    max_wake_gap_ms: float = 0.0  # the longest the live engine thread went between two looks at the ring
+    trigger_delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10000))  # samples, time -> first sound
