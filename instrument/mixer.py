@@ -25,9 +25,9 @@ from .contract import ModelInfo
 from .dsp import SafetyChain, Smoother, db_to_gain
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .params import N_MACROS, build_table
-from .voices import STEAL_S, Layer, Voice, pitch_ratio
 from .realtime import ENGINE_RT_PRIORITY
 from .telemetry import Telemetry
+from .voices import STEAL_S, Layer, Voice, pitch_ratio
 from .worker import ClipSource, GenerationWorker, Request
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
@@ -38,6 +38,9 @@ GIVE_UP_S = 1.0  # a trigger or layer clip not generated within this is dropped 
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """The engine's settings: rate, block, channels, how far it renders ahead, its seed, where the model
+    runs, and the live thread's real-time priority (:mod:`instrument.realtime`). Checked when made."""
+
     sample_rate: int = 48000
     block_frames: int = 128
     channels: int = 2
