@@ -206,14 +206,12 @@ class GenerationWorker:
         return float(np.percentile(t, 50)), float(np.percentile(t, 99))
 
 
-# --- where the mixer's clips come from ---------------------------------------------------------------
-# Where the mixer's clips come from. Both sources look in the generation worker's cache first; they
-# differ in what happens when a clip is not there yet:
-# 
-# - :class:`WorkerClips` (live): the worker thread is asked to make it, and the mixer plays it when it
-#   arrives (render-ahead asks for the next triggers' clips before they are wanted);
-# - :class:`ClipsOnTheSpot` (offline): it is generated at once, in the caller's thread, so the output does
-#   not depend on timing -- an offline render and the same commands played live give the same samples.
+# --- where the mixer's clips come from -------------------------------------------------------------------
+# Both sources look in the worker's cache first; they differ in what happens when a clip is not there yet.
+# Live (WorkerClips) the worker thread is asked to make it and the mixer plays it when it arrives, with
+# render-ahead asking for the next triggers' clips before they are wanted. Offline (ClipsOnTheSpot) it is
+# made at once in the caller's thread, so the output does not depend on timing: an offline render and the
+# same commands played live give the same samples.
 
 
 class ClipSource:
@@ -248,7 +246,7 @@ class WorkerClips(ClipSource):
 
 
 class ClipsOnTheSpot(ClipSource):
-    """Offline: a missing clip is generated now, in the calling thread; never None."""
+    """Offline: a missing clip is generated now, in the calling thread (None only if the model failed)."""
 
     def want(self, key: bytes, z: np.ndarray, mix: np.ndarray) -> np.ndarray | None:
         clip = self.worker.get(key)
