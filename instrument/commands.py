@@ -27,8 +27,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
-# MIX_*: mix_mode's values by name, from the parameter table (MIX_PATH is here for the vocabulary's users)
-from .params import MIX_PATH, MIX_WEIGHTS, MIX_XY, Param, ParamError, ParamTable, implied_mix_mode, weight_id  # noqa: F401
+from .params import MIX_WEIGHTS, MIX_XY, Param, ParamError, ParamTable, implied_mix_mode, weight_id
 
 # a trigger's own arguments, checked like any parameter (clamped; NaN/Inf and wrong types refused)
 VELOCITY = Param("velocity", 1.0, 0.0, 1.0, doc="a trigger's velocity; its gain is velocity squared")

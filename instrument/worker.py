@@ -215,19 +215,19 @@ class GenerationWorker:
 
 
 class ClipSource:
-    """The worker's cache, and what to do about a clip that is not in it (:meth:`want`)."""
+    """The worker's cache, and what to do about a clip that is not in it (:meth:`_missing`)."""
 
     prefetch = False  # whether the mixer should ask for the next triggers' clips ahead of time
 
     def __init__(self, worker: GenerationWorker) -> None:
         self.worker = worker
 
-    def get(self, key: bytes) -> np.ndarray | None:
-        """The clip if it is ready."""
-        return self.worker.get(key)
-
     def want(self, key: bytes, z: np.ndarray, mix: np.ndarray) -> np.ndarray | None:
         """The clip for ``key`` (latent ``z``, category ``mix``) if it can be had now, else None."""
+        clip = self.worker.get(key)
+        return clip if clip is not None else self._missing(Request(key, z, mix, self.worker.model_id))
+
+    def _missing(self, req: Request) -> np.ndarray | None:
         raise NotImplementedError
 
 
@@ -238,19 +238,14 @@ class WorkerClips(ClipSource):
         super().__init__(worker)
         self.prefetch = prefetch
 
-    def want(self, key: bytes, z: np.ndarray, mix: np.ndarray) -> np.ndarray | None:
-        clip = self.worker.get(key)
-        if clip is None:
-            self.worker.request(Request(key, z, mix, self.worker.model_id))
-        return clip
+    def _missing(self, req: Request) -> None:
+        self.worker.request(req)
+        return None
 
 
 class ClipsOnTheSpot(ClipSource):
     """Offline: a missing clip is generated now, in the calling thread (None only if the model failed)."""
 
-    def want(self, key: bytes, z: np.ndarray, mix: np.ndarray) -> np.ndarray | None:
-        clip = self.worker.get(key)
-        if clip is None:
-            self.worker.generate_now([Request(key, z, mix, self.worker.model_id)])
-            clip = self.worker.get(key)
-        return clip
+    def _missing(self, req: Request) -> np.ndarray | None:
+        self.worker.generate_now([req])
+        return self.worker.get(req.key)

@@ -9,9 +9,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from instrument.commands import (MIX_PATH, MIX_WEIGHTS, MIX_XY, NOTE_PITCH, VELOCITY, AllNotesOff, Latent, NoteOff, Set,
-                                 Trigger, Vocabulary, score_event)
-from instrument.params import ParamError, build_table
+from instrument.commands import NOTE_PITCH, VELOCITY, AllNotesOff, Latent, NoteOff, Set, Trigger, Vocabulary, score_event
+from instrument.params import MIX_PATH, MIX_WEIGHTS, MIX_XY, ParamError, build_table
 from instrument.score import Event, Score, check_event
 
 CATS = ("hit", "ring", "swell")
