@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .commands import Command
+from .control import Controls
 from .errors import ModelFileError
 from .files import shipped
 from .osc import DEFAULT_OSC_PORT, OscConfigError
@@ -134,7 +135,7 @@ def _controls_line(osc, midi) -> str:
     return ("  " + "  ".join(parts)) if parts else ""
 
 
-def _start_controls(eng, args: argparse.Namespace):
+def _start_controls(eng: Controls, args: argparse.Namespace):
     """The OSC server and the MIDI inputs the arguments ask for (either may be None)."""
     from .midimap import default_map, load_map, user_map  # loaded for this command only
     from .osc import OscRouter
@@ -246,7 +247,8 @@ def _ask(prompt: str, tty_state) -> str:
         tty.setcbreak(sys.stdin.fileno())
 
 
-def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
+def _run(eng: Controls, args: argparse.Namespace, osc=None, midi=None) -> None:
+    """The keyboard: one more control surface, driving :class:`~instrument.control.Controls` as OSC and MIDI do."""
     interactive = sys.stdin.isatty() and not args.demo
     t0 = time.monotonic()
     last_status = last_demo = 0.0
@@ -295,7 +297,7 @@ def _run(eng, args: argparse.Namespace, osc=None, midi=None) -> None:
                         from .presets import PresetError, PresetLibrary  # loaded for this command only
 
                         try:
-                            saved = PresetLibrary().save(name, eng.table, dict(eng.values), Path(eng.worker.model.source).name)
+                            saved = PresetLibrary().save(name, eng.table, dict(eng.values), Path(eng.model_source).name)
                             print(f"\nsaved preset {name!r} to {saved}")
                         except (PresetError, OSError) as e:
                             print(f"\n{e}")

@@ -12,8 +12,12 @@ The commands (``kind`` names them in logs and listeners):
 - :class:`Trigger` -- a one-shot gesture of a category (or of the current mix), velocity, transposition;
   a note-on is a trigger that remembers its note.
 - :class:`NoteOff`, :class:`AllNotesOff` -- release voices.
-- :class:`Set` -- parameter values that change at one sample. The XY pad, the morph path, the category
-  mix, a preset's recall and a step of a ramp are all ``Set`` commands.
+- :class:`Set` -- parameter values that change at one sample. The XY pad, the category mix and a
+  preset's recall are ``Set`` commands.
+- :class:`Ramp`, :class:`MorphPath` -- a parameter, or the XY pad along a path, moved over a span of
+  samples. The mixer turns each into ``Set`` steps :data:`RAMP_STEP_S` apart when it begins (the gains
+  and pitch glide between them); a ramp with no start value starts from the value the parameter has
+  then, so a ramp played live and the same ramp in a score sound alike. Listeners see the ramp, once.
 - :class:`Latent` -- replace the seed's base latent (or go back to it).
 - :class:`Swap` -- a loaded model takes over (made by the engine's hot-swap loader).
 
@@ -22,6 +26,7 @@ Every check raises :class:`~instrument.params.ParamError` with the field, the va
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
@@ -34,6 +39,7 @@ VELOCITY = Param("velocity", 1.0, 0.0, 1.0, doc="a trigger's velocity; its gain 
 NOTE_PITCH = Param("pitch", 0.0, -48.0, 48.0, "semitones", doc="a trigger's transposition, on top of the pitch parameter")
 NOTE_RANGE = (0, 127)  # MIDI note numbers
 ROOT_NOTE = 60  # the note that plays a gesture untransposed
+RAMP_STEP_S = 0.05  # ramps and morph paths move the controls 20 times a second; gains and pitch glide between (50 ms smoothing)
 
 
 class Command:
@@ -75,6 +81,59 @@ class Set(Command):
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.values)
+
+
+def _steps(span: int, step: int) -> list[tuple[int, int, int]]:
+    """``(offset, k, n)`` for a move over ``span`` samples in ``n`` steps of about ``step``: step ``k``
+    of 0..n is ``k / n`` of the way, the last at ``span``; a span of 0 is one step, straight to the end."""
+    n = max(1, span // max(1, step))
+    if span <= 0:
+        return [(0, 1, 1)]
+    return [((span * k) // n, k, n) for k in range(n + 1)]
+
+
+@dataclass(frozen=True)
+class Ramp(Command):
+    """Move parameter ``pid`` from ``start`` (None: its value when the ramp begins) to ``end``, linearly,
+    over ``span`` samples. ``start``/``end`` are already checked against the table (clamped)."""
+
+    kind: ClassVar[str] = "ramp"
+    pid: str
+    end: float
+    span: int
+    start: float | None = None
+
+    def steps(self, start: float, step: int) -> list[tuple[int, float]]:
+        """``(offset in samples, value)`` from ``start``, every ``step`` samples or so."""
+        return [(dt, start + (self.end - start) * k / n) for dt, k, n in _steps(self.span, step)]
+
+
+@dataclass(frozen=True)
+class MorphPath(Command):
+    """Move the XY pad along ``points`` (``(x, y)`` pairs, at constant speed along the path) over ``span``
+    samples; the pad jumps to the first point when the path begins."""
+
+    kind: ClassVar[str] = "morph"
+    points: tuple[tuple[float, float], ...]
+    span: int
+
+    def steps(self, step: int) -> list[tuple[int, float, float]]:
+        """``(offset in samples, x, y)`` along the path, every ``step`` samples or so."""
+        pts = self.points
+        if len(pts) == 1:
+            return [(0, *pts[0])]
+        seg = [math.dist(a, b) for a, b in zip(pts, pts[1:])]
+        total = sum(seg) or 1.0
+        out = []
+        for dt, k, n in _steps(self.span, step):
+            d, i = total * k / n, 0
+            while i < len(seg) - 1 and d > seg[i]:
+                d -= seg[i]
+                i += 1
+            f = min(1.0, d / seg[i]) if seg[i] > 0 else 1.0
+            (x0, y0), (x1, y1) = pts[i], pts[i + 1]
+            out.append((dt, x0 + (x1 - x0) * f, y0 + (y1 - y0) * f))
+        return out
 
 
 @dataclass(frozen=True)
@@ -166,6 +225,28 @@ class Vocabulary:
         return Set((("morph_x", self.table.coerce("morph_x", x)), ("morph_y", self.table.coerce("morph_y", y)),
                     ("mix_mode", MIX_XY)))
 
+    @staticmethod
+    def span(samples: object) -> int:
+        """A ramp's or a path's length in samples: a whole number >= 0."""
+        if isinstance(samples, bool) or not isinstance(samples, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(samples) or samples < 0:
+            raise ParamError(f"a ramp's length must be a finite time >= 0, got {samples!r}")
+        return int(round(float(samples)))
+
+    def ramp(self, pid: str, end: object, span: object, start: object = None) -> Ramp:
+        """Parameter ``pid`` to ``end`` over ``span`` samples, from ``start`` or from its value then."""
+        return Ramp(pid, self.table.coerce(pid, end), self.span(span),
+                    None if start is None else self.table.coerce(pid, start))
+
+    def morph_path(self, points: Sequence[Sequence[float]], span: object) -> MorphPath:
+        """The XY pad along ``points`` (one point: a jump) over ``span`` samples; each point is checked as
+        ``morph_x``/``morph_y`` are."""
+        pts = [tuple(p) for p in points]
+        if not pts or any(len(p) != 2 for p in pts):
+            raise ParamError(f"a morph path is one or more (x, y) points, got {list(points)!r}")
+        return MorphPath(tuple((self.table.coerce("morph_x", x), self.table.coerce("morph_y", y)) for x, y in pts),
+                         self.span(span))
+
     def latent(self, z: Sequence[float] | np.ndarray | None) -> Latent:
         if z is None:
             return Latent(None)
@@ -198,4 +279,11 @@ def score_event(command: Command, categories: Sequence[str]) -> tuple[str, Any, 
         return "all_notes_off", True, {}
     if isinstance(command, Latent):
         return "latent", "seed" if command.z is None else list(command.z), {}
+    if isinstance(command, Ramp):  # a span in samples: the log's scores count time in samples
+        fields = {"to": command.end, "over": command.span}
+        if command.start is not None:
+            fields["from"] = command.start
+        return "ramp", command.pid, fields
+    if isinstance(command, MorphPath):
+        return "morph", [list(p) for p in command.points], {"over": command.span}
     return None

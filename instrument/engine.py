@@ -34,7 +34,7 @@ from .errors import ModelFileError
 from .mixer import EngineConfig, Mixer
 from .model import GeneratorModel, load_model
 from .offline import render_to
-from .params import N_MACROS
+from .params import N_MACROS, ParamError
 from .realtime import raise_engine_thread, tune_process_for_live
 from .ringbuffer import RingBuffer
 from .worker import ClipsOnTheSpot, GenerationWorker, WorkerClips
@@ -125,6 +125,22 @@ class Engine(Mixer):
     def morph(self, x: float, y: float, at: int | None = None) -> None:
         """Move the XY pad (and switch ``mix_mode`` to xy)."""
         self.post(self.vocabulary.morph(x, y), at)
+
+    def ramp(self, pid: str, to: float, seconds: float, start: float | None = None, at: int | None = None) -> None:
+        """Move parameter ``pid`` to ``to`` over ``seconds``, from ``start`` or from its value when the ramp
+        begins (steps of :data:`~instrument.commands.RAMP_STEP_S`; gains and pitch glide between)."""
+        self.post(self.vocabulary.ramp(pid, to, self._seconds(seconds) * self.sample_rate, start), at)
+
+    def morph_path(self, points: list[tuple[float, float]], seconds: float, at: int | None = None) -> None:
+        """Move the XY pad along ``points`` over ``seconds`` (and switch ``mix_mode`` to xy)."""
+        self.post(self.vocabulary.morph_path(points, self._seconds(seconds) * self.sample_rate), at)
+
+    @staticmethod
+    def _seconds(seconds: object) -> float:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(seconds) or not 0 <= seconds <= 3600:
+            raise ParamError(f"a ramp's length must be 0..3600 seconds, got {seconds!r}")
+        return float(seconds)
 
     def trigger(self, category: str | int | None = None, velocity: float = 1.0, pitch: float = 0.0, at: int | None = None) -> None:
         """Play a one-shot gesture: of ``category`` (name or index), or of the current mix when None;
@@ -250,6 +266,11 @@ class Engine(Mixer):
     def _delay_ms(self, q: float) -> float:
         d = list(self.telemetry.trigger_delays)
         return float(np.percentile(d, q)) * 1000 / self.sample_rate if d else 0.0
+
+    @property
+    def model_source(self) -> str:
+        """Where the playing model was loaded from (it changes with :meth:`load_model`)."""
+        return str(self.worker.model.source)
 
     def status(self) -> dict:
         """A snapshot of the counters and the state, for the terminal view, OSC replies and tests: one

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .control import Controls
 from .midimap import MidiMap, append_binding, binding
 from .midiports import POLL_S, MidiInputs
 from .presets import PresetError, PresetLibrary, recall
@@ -47,7 +48,7 @@ class MidiController:
     """Turns MIDI into engine calls through ``midi_map``. ``handle(data)`` takes one message's bytes (any
     thread); :meth:`open` connects ports and starts the hot-plug monitor; a context manager."""
 
-    def __init__(self, engine: Any, midi_map: MidiMap, presets: PresetLibrary | None = None,
+    def __init__(self, engine: Controls, midi_map: MidiMap, presets: PresetLibrary | None = None,
                  learn_path: Path | None = None) -> None:
         self.engine, self.map, self.presets = engine, midi_map, presets or PresetLibrary()
         self.learn_path = learn_path or midi_map.path

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .commands import AllNotesOff, Command, Latent, NoteOff, Set, Swap, Trigger, Vocabulary
+from .commands import RAMP_STEP_S, AllNotesOff, Command, Latent, MorphPath, NoteOff, Ramp, Set, Swap, Trigger, Vocabulary
 from .contract import ModelInfo
 from .dsp import SafetyChain, Smoother, db_to_gain
 from .latent import LatentSpace, category_mix, clip_key, one_hot
@@ -74,6 +74,7 @@ class _Event:
     command: Command = field(compare=False)
     asap: bool = field(compare=False, default=False)
     posted: float = field(compare=False, default=0.0)
+    step: bool = field(compare=False, default=False)  # one step of a ramp or path: listeners saw the ramp itself
 
 
 class Mixer:
@@ -114,6 +115,7 @@ class Mixer:
         self._layer_next: tuple[bytes, np.ndarray] | None = None  # the drifted clip to move on to
         self._last_ahead = -10**12
         self._ahead_interval = int(AHEAD_INTERVAL_S * config.sample_rate)
+        self._ramp_step = max(1, int(RAMP_STEP_S * config.sample_rate))
         # listen(): tuples, replaced (never changed in place) so the rendering thread iterates a stable one
         self._block_listeners: tuple[Callable[[np.ndarray, int], None], ...] = ()
         self._event_listeners: tuple[Callable[[int, Command, float], None], ...] = ()
@@ -194,9 +196,15 @@ class Mixer:
 
     def _apply(self, ev: _Event, at: int) -> None:
         command = ev.command
-        for listener in self._event_listeners:
-            listener(at, command, ev.posted)
+        if not ev.step:
+            for listener in self._event_listeners:
+                listener(at, command, ev.posted)
         match command:
+            case Ramp(pid=pid):
+                start = self.values[pid] if command.start is None else command.start
+                self._schedule_steps(ev, at, [(dt, self.vocabulary.set(pid, v)) for dt, v in command.steps(start, self._ramp_step)])
+            case MorphPath():
+                self._schedule_steps(ev, at, [(dt, self.vocabulary.morph(x, y)) for dt, x, y in command.steps(self._ramp_step)])
             case Set(values=values):
                 for pid, v in values:
                     self._set(pid, v)
@@ -220,6 +228,12 @@ class Mixer:
                 self._variant_count.clear()
                 self._dirty = True
                 self._layer_last_request = -10**12  # the layer moves to the new model now
+
+    def _schedule_steps(self, ev: _Event, at: int, steps: list[tuple[int, Set]]) -> None:
+        """A ramp's or path's ``Set`` steps into the heap from sample ``at``, in the ramp's own place in the
+        posting order (its ``seq``): at a tie with another command, a step comes where the ramp came."""
+        for dt, command in steps:
+            heapq.heappush(self._heap, _Event(at + dt, ev.seq, command, posted=ev.posted, step=True))
 
     def _trigger(self, command: Trigger, at: int) -> None:
         mix = self._mix if command.category is None else one_hot(command.category, self.info.n_categories)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import telemetry
+from .control import Controls
 from .oscwire import OscArgError, OscIn, OscParseError, arg_count, arg_value, encode, integer, number, parse_packet
 from .params import ParamError
 from .presets import PresetError, PresetLibrary, recall
@@ -99,7 +100,7 @@ class OscRouter:
     """The address space of one engine: ``/gesturegan/param/<id>`` for every parameter, plus commands.
     ``send(data, to)`` delivers replies (the server sets it); ``midi`` enables ``/learn``."""
 
-    def __init__(self, engine: Any, *, presets: PresetLibrary | None = None, midi: Any = None,
+    def __init__(self, engine: Controls, *, presets: PresetLibrary | None = None, midi: Any = None,
                  prefix: str = PREFIX, reply_to: tuple[str, int] | None = None) -> None:
         self.engine, self.presets, self.midi, self.prefix = engine, presets or PresetLibrary(), midi, prefix
         self.stats = OscStats()
@@ -136,6 +137,11 @@ class OscRouter:
                   "set the whole category mix (normalised; switches mix_mode to weights), or one pure category by name", self._category)
         self._add("morph", "x y", "move the XY pad (0..1 each; corners are the first four categories; switches mix_mode to xy)",
                   lambda a, at, s: (arg_count(a, 2), eng.morph(number(a[0], "x"), number(a[1], "y"), at)))
+        self._add("ramp", "param to seconds [from]",
+                  "move a parameter to `to` over `seconds` (0..3600), from `from` or from its value when the ramp begins; "
+                  "the engine steps it 20 times a second and the gains glide between", self._ramp)
+        self._add("morph/path", "seconds x y [x y ...]", "move the XY pad along the points over `seconds` (switches mix_mode to xy)",
+                  self._morph_path)
         self._add("seed", "seed", "choose the base latent by seed (as /param/seed)",
                   lambda a, at, s: (arg_count(a, 1), eng.set("seed", arg_value(a[0]), at)))  # the table checks, as for /param/seed
         self._add("layer", "on", "the continuous layer on (1) or off (0) (as /param/layer)",
@@ -191,6 +197,17 @@ class OscRouter:
         else:
             self.engine.note_on(note, vel / 127.0, self._category_arg(a[2]) if len(a) > 2 else None, at=at)
 
+    def _ramp(self, a: tuple, at: int | None, s: Any) -> None:
+        if not 3 <= len(a) <= 4 or not isinstance(a[0], str):
+            raise OscArgError("expected param to seconds [from], e.g. /gesturegan/ramp macro1 0.8 4")
+        self.engine.ramp(a[0], arg_value(a[1]), number(a[2], "seconds"), arg_value(a[3]) if len(a) > 3 else None, at)
+
+    def _morph_path(self, a: tuple, at: int | None, s: Any) -> None:
+        if len(a) < 3 or len(a) % 2 == 0:
+            raise OscArgError("expected seconds then x y pairs, e.g. /gesturegan/morph/path 8 0 0 1 1")
+        xy = [number(x, "x or y") for x in a[1:]]
+        self.engine.morph_path(list(zip(xy[::2], xy[1::2])), number(a[0], "seconds"), at)
+
     def _latent(self, a: tuple, at: int | None, s: Any) -> None:
         self.engine.set_latent([number(x, "latent value") for x in a] if a else None, at)
 
@@ -214,7 +231,7 @@ class OscRouter:
 
     def _preset_save(self, a: tuple, at: int | None, s: Any) -> None:
         arg_count(a, 1)
-        path = self.presets.save(str(a[0]), self.engine.table, dict(self.engine.values), Path(self.engine.worker.model.source).name)
+        path = self.presets.save(str(a[0]), self.engine.table, dict(self.engine.values), Path(self.engine.model_source).name)
         self._send(f"{self.prefix}/preset/saved", (str(a[0]), str(path)), self._target(s))
 
     def _preset_list(self, a: tuple, at: int | None, s: Any) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .control import Controls
 from .files import read_toml, shipped, toml_key, toml_value, user_dir, write_atomic
 from .params import ParamError, ParamTable
 
@@ -169,7 +170,7 @@ class PresetLibrary:
         return write_preset(self.dirs[0] / f"{check_name(name)}.toml", name, preset_values(table, values), model)
 
 
-def recall(engine: Any, preset: Preset, at: int | None = None) -> list[str]:
+def recall(engine: Controls, preset: Preset, at: int | None = None) -> list[str]:
     """Set ``preset``'s values on ``engine`` at one sample; returns the ids skipped (see :func:`usable_values`)."""
     use, skipped = usable_values(engine.table, preset)
     engine.set_values(use, at)

@@ -15,7 +15,6 @@ scores recorded from a live performance. Everything goes through the engine's of
 
 from __future__ import annotations
 
-import math
 import runpy
 import sys
 import traceback
@@ -28,18 +27,19 @@ import soundfile as sf
 import soxr
 
 from .commands import ROOT_NOTE, Command, score_event
+from .control import Controls
 from .engine import Engine, EngineConfig
 from .midi import MidiController
 from .midimap import load_map, shipped_map
-from .params import MIX_XY, ParamError
+from .params import ParamError
 from .picture import write_spectrogram_png
-from .presets import PresetError, PresetLibrary, default_preset_dirs, recall, usable_values
-from .score import RAMP_STEP_S, Event, Score, ScoreError, check_value, resolve_model
+from .presets import PresetError, PresetLibrary, default_preset_dirs, recall
+from .score import Event, Score, ScoreError, check_value, resolve_model
 
 PNG_ROW_S = 30.0  # seconds of sound per row of the spectrogram picture
 
 
-def _post(eng: Any, score: Score, e: Event, where: str, current: dict[str, Any], presets: Any) -> None:
+def _post(eng: Controls, score: Score, e: Event, where: str, presets: PresetLibrary) -> None:
     at = score.sample(e.at)
     f, v = e.fields, e.value
     if e.kind == "trigger":
@@ -56,56 +56,33 @@ def _post(eng: Any, score: Score, e: Event, where: str, current: dict[str, Any],
     elif e.kind == "set":
         for pid, x in v.items():
             check_value(eng.table, pid, x, where)
-            current[pid] = eng.set(pid, x, at=at)
+            eng.set(pid, x, at=at)
     elif e.kind == "layer":
-        current["layer"] = eng.set("layer", v, at=at)
-    elif e.kind == "ramp":
-        pid = str(v)
-        start = eng.table.coerce(pid, f["from"]) if "from" in f else current.get(pid, eng.table[pid].default)
-        end = eng.table.coerce(pid, f["to"])
-        span = score.sample(e.at + f["over"]) - at
-        step = max(1, int(RAMP_STEP_S * score.sample_rate))
-        n = max(1, span // step)
-        for k in range(n + 1):
-            eng.set(pid, start + (end - start) * k / n, at=at + (span * k) // n)
-        current[pid] = end
+        eng.set("layer", v, at=at)
+    elif e.kind == "ramp":  # the mixer steps it, from the value the parameter has then unless it says "from"
+        eng.post(eng.vocabulary.ramp(str(v), f["to"], score.sample(e.at + f["over"]) - at, f.get("from")), at)
     elif e.kind == "morph":
         pts = v if isinstance(v[0], list) else [v]
         if len(pts) == 1 or "over" not in f:
             eng.morph(*pts[-1], at=at)
         else:
-            seg = [math.dist(a, b) for a, b in zip(pts, pts[1:])]
-            total = sum(seg) or 1.0
-            span = score.sample(e.at + f["over"]) - at
-            n = max(1, span // max(1, int(RAMP_STEP_S * score.sample_rate)))
-            for k in range(n + 1):
-                d, i = total * k / n, 0
-                while i < len(seg) - 1 and d > seg[i]:
-                    d -= seg[i]
-                    i += 1
-                u = min(1.0, d / seg[i]) if seg[i] > 0 else 1.0
-                (x0, y0), (x1, y1) = pts[i], pts[i + 1]
-                eng.morph(x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, at=at + (span * k) // n)
-        current["mix_mode"] = MIX_XY
+            eng.post(eng.vocabulary.morph_path(pts, score.sample(e.at + f["over"]) - at), at)
     elif e.kind == "preset":
-        preset = presets.find(v)
-        recall(eng, preset, at)
-        current.update({k: eng.table.coerce(k, x) for k, x in usable_values(eng.table, preset)[0].items()})  # ramps start here
+        recall(eng, presets.find(v), at)
     elif e.kind == "mix":
         eng.set_mix(v, at=at)
     elif e.kind == "latent":
         eng.set_latent(None if v == "seed" else v, at=at)
 
 
-def post_score(eng: Any, score: Score) -> None:
+def post_score(eng: Controls, score: Score) -> None:
     """Every event of ``score`` posted to ``eng`` at its sample; model-dependent checks (categories,
     weights) raise :class:`ScoreError` naming the event."""
     presets = PresetLibrary(([score.source.parent] if score.source else []) + default_preset_dirs())
-    current: dict[str, Any] = {}
     for i, e in enumerate(score.sorted_events()):
         where = f"{score.source or 'score'}: event {i + 1}" + (f" (line {e.line})" if e.line else "")
         try:
-            _post(eng, score, e, where, current, presets)
+            _post(eng, score, e, where, presets)
         except (ParamError, PresetError, ValueError) as err:
             raise ScoreError(str(err) if str(err).startswith(str(score.source or "score")) else f"{where}: {err}") from None
 

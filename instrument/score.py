@@ -61,7 +61,6 @@ FIELDS = {
     "layer": set(), "preset": set(), "mix": set(), "latent": set(),
 }
 HEADER = {"title", "model", "sample_rate", "time", "tempo", "duration", "tail", "seed", "block"}
-RAMP_STEP_S = 0.05  # ramps and morph paths move the controls 20 times a second; gains and pitch glide between (50 ms smoothing)
 
 
 class ScoreError(ValueError):

@@ -134,7 +134,7 @@ class AdversarialSteps:
                 scores, logits = self._score(n.d_for_g, augment_audio(fake, self.augment), cat)
                 loss = generator_loss(c.loss, scores)
                 if logits is not None:  # make clips the critics' classifiers hear as the category asked for
-                    loss = loss + c.aux_class * aux_class_loss(logits, cat)
+                    loss = loss + c.aux_class * aux_class_loss(logits, cat, c.aux_confidence)
                 if seeking:
                     feats = fake if fake.dim() == 3 else log_spectrogram(fake, 256)  # SpecGAN images, or WaveGAN's spectrogram
                     ms = mode_seeking(feats[: 2 * h], z[: 2 * h])

@@ -24,6 +24,8 @@ log-magnitude spectrogram (distances between waveforms would mostly measure phas
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
 
@@ -50,12 +52,23 @@ def generator_loss(kind: str, s_fake: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {kind!r}")
 
 
-def aux_class_loss(logits: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+def aux_class_loss(logits: torch.Tensor, cat: torch.Tensor, confidence: float = 0.0) -> torch.Tensor:
     """The critics' category classifiers against the categories asked for: ``logits : [n_critics, B, n]``,
     one-hot ``cat : [B, n]`` -> scalar, the cross-entropy summed over critics (each classifier is its own
-    judge, as each critic's score is)."""
+    judge, as each critic's score is).
+
+    ``confidence`` in (0, 1): a clip stops counting once a classifier gives its category at least this
+    probability (the cross-entropy less ``-log(confidence)``, floored at 0). Unbounded, the reward drives
+    the generator on to the one clip each classifier is surest of (AC-GAN's loss of diversity); bounded,
+    a clip need only be recognisable, and the adversarial loss decides the rest."""
     target = cat.argmax(dim=1)
-    return sum(F.cross_entropy(row.float(), target) for row in logits)
+    total = logits.new_zeros((), dtype=torch.float32)
+    for row in logits:
+        ce = F.cross_entropy(row.float(), target, reduction="none")
+        if confidence > 0:
+            ce = (ce + math.log(confidence)).clamp(min=0.0)
+        total = total + ce.mean()
+    return total
 
 
 def mode_seeking(features: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

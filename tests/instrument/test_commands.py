@@ -9,7 +9,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from instrument.commands import NOTE_PITCH, VELOCITY, AllNotesOff, Latent, NoteOff, Set, Trigger, Vocabulary, score_event
+from instrument.commands import (NOTE_PITCH, VELOCITY, AllNotesOff, Latent, NoteOff, Ramp, Set, Trigger, Vocabulary,
+                                 score_event)
 from instrument.params import MIX_PATH, MIX_WEIGHTS, MIX_XY, ParamError, build_table
 from instrument.score import Event, Score, check_event
 
@@ -75,7 +76,8 @@ def test_commands_are_frozen_values(vocab):
 
 def test_a_command_written_as_a_score_event_passes_the_score_check_and_means_the_same(vocab):
     commands = [vocab.trigger("ring", 0.5, -3), vocab.trigger(None, 0.25), vocab.note_on(67, 0.7, "swell", root=60),
-                vocab.note_off(67), AllNotesOff(), vocab.morph(0.3, 0.8), vocab.latent([0.1, 0.2, 0.3, 0.4]), vocab.latent(None)]
+                vocab.note_off(67), AllNotesOff(), vocab.morph(0.3, 0.8), vocab.latent([0.1, 0.2, 0.3, 0.4]), vocab.latent(None),
+                vocab.ramp("macro1", 0.7, 4800), vocab.ramp("gain", -6, 0, start=-12), vocab.morph_path([(0, 0), (1, 0.5)], 96000)]
     table = build_table(CATS)
     for i, c in enumerate(commands):
         kind, value, fields = score_event(c, CATS)
@@ -83,3 +85,24 @@ def test_a_command_written_as_a_score_event_passes_the_score_check_and_means_the
     assert score_event(commands[2], CATS) == ("note", 67, {"velocity": 0.7, "root": 60, "category": "swell"})
     assert score_event(commands[0], CATS) == ("trigger", "ring", {"velocity": 0.5, "pitch": -3.0})
     assert Score().time == "seconds"  # a score of these commands needs nothing else
+    assert score_event(commands[8], CATS) == ("ramp", "macro1", {"to": 0.7, "over": 4800})  # spans in samples: a log's score
+    assert score_event(commands[10], CATS) == ("morph", [[0.0, 0.0], [1.0, 0.5]], {"over": 96000})
+
+
+def test_ramps_and_paths_are_checked_and_step_to_their_end(vocab):
+    r = vocab.ramp("macro1", 5.0, 1000)  # clamped, as a set is
+    assert r == Ramp("macro1", 1.0, 1000, None) and vocab.ramp("gain", -6, 10.4, start=-12).span == 10
+    steps = r.steps(0.0, 100)
+    assert steps[0] == (0, 0.0) and steps[-1] == (1000, 1.0) and len(steps) == 11
+    assert all(b[0] > a[0] and b[1] > a[1] for a, b in zip(steps, steps[1:]))
+    assert vocab.ramp("macro1", 0.5, 0).steps(0.2, 100) == [(0, 0.5)]  # no span: straight to the end
+    path = vocab.morph_path([(0, 0), (1, 0), (1, 1)], 2000)
+    xy = path.steps(100)
+    assert xy[0] == (0, 0.0, 0.0) and xy[-1] == (2000, 1.0, 1.0) and (1000, 1.0, 0.0) in xy  # constant speed
+    assert vocab.morph_path([(0.3, 0.4)], 500).steps(100) == [(0, 0.3, 0.4)]
+    for bad in (lambda: vocab.ramp("nope", 1, 10), lambda: vocab.ramp("macro1", float("nan"), 10),
+                lambda: vocab.ramp("macro1", 1, -5), lambda: vocab.ramp("macro1", 1, float("inf")),
+                lambda: vocab.morph_path([], 10), lambda: vocab.morph_path([(0, 1, 2)], 10),
+                lambda: vocab.morph_path([(0, float("nan"))], 10)):
+        with pytest.raises(ParamError):
+            bad()

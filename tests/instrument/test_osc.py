@@ -17,7 +17,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from instrument.audio import MemorySink
-from instrument.commands import NoteOff, Set, Trigger
+from instrument.commands import MorphPath, NoteOff, Ramp, Set, Trigger
 from instrument.engine import Engine, EngineConfig
 from instrument.osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter, RateLimitedLog
 from instrument.oscserver import OscServer
@@ -151,6 +151,31 @@ def test_commands(router, eng):
     assert got[7][0].as_dict()["weight.swell"] == 1.0 and got[7][0].as_dict()["weight.hit"] == 0.0
     assert got[8][0].as_dict() == {"morph_path": 0.5, "mix_mode": 2.0}
     assert router.stats.bad_args == 0
+
+
+def test_ramps_and_morph_paths_are_commands_the_mixer_steps(router, eng):
+    router.handle_packet(msg("/gesturegan/ramp", "macro1", 0.8, 0.5))
+    router.handle_packet(msg("/gesturegan/ramp", "gain", -6, 2, -12))
+    router.handle_packet(msg("/gesturegan/morph/path", 1.0, 0, 0, 1, 0, 1, 1))
+    got = eng.drain()
+    assert got[0] == (Ramp("macro1", pytest.approx(0.8), SR // 2, None), None)  # OSC's f is float32
+    assert got[1] == (Ramp("gain", -6.0, 2 * SR, -12.0), None)
+    assert got[2] == (MorphPath(((0.0, 0.0), (1.0, 0.0), (1.0, 1.0)), SR), None)
+    for bad in (msg("/gesturegan/ramp", "macro1", 0.8, -1), msg("/gesturegan/ramp", "macro1", 0.8),
+                msg("/gesturegan/ramp", "nope", 0.8, 1), msg("/gesturegan/morph/path", 1.0, 0.5),
+                msg("/gesturegan/ramp", "macro1", float("nan"), 1)):
+        router.handle_packet(bad)
+    assert router.stats.bad_args == 5 and eng.drain() == []
+    eng.set("macro1", 0.2)
+    router.handle_packet(msg("/gesturegan/ramp", "macro1", 0.8, 0.5))
+    seen = []
+    eng.listen(block=lambda out, at: seen.append((at, eng.values["macro1"])))
+    while eng.now() < SR:
+        eng.process_block()
+    assert seen[0][1] == pytest.approx(0.2, abs=0.02)  # from its value then
+    half = [v for at, v in seen if abs(at - SR // 4) < BLOCK]
+    assert half and half[0] == pytest.approx(0.5, abs=0.04)  # moving: 20 steps a second between
+    assert eng.values["macro1"] == pytest.approx(0.8)  # and landed
 
 
 def test_the_whole_latent_and_back_to_the_seed(router, eng):

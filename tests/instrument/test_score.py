@@ -222,6 +222,36 @@ def test_record_a_performance_then_render_it_sample_for_sample(tmp_path):
     assert offline.shape == live_out.shape and np.array_equal(offline, live_out)
 
 
+def test_ramps_and_morph_paths_sound_the_same_live_as_in_a_score(tmp_path):
+    """A score's ramp and morph path are the commands the live engine takes (the mixer steps them), so the
+    score rendered offline and the same calls played through the live path give the same samples."""
+    model = engine_model_file(tmp_path / "m.onnx", categories=GESTURES)
+    sc = Score(model=str(model), sample_rate=SR, seed=3, duration=2.0, tail=0.5, block=128)
+    sc.at(0).set(macro1=0.1, layer=True).trigger("trigger")
+    sc.at(0.1).ramp("macro1", to=0.9, over=1.0)
+    sc.at(0.2).morph([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], over=1.2)
+    sc.at(0.5).ramp("gain", to=-9.0, over=0.6, start=-1.0).trigger("continuous_variation")
+    offline = render_score(sc)
+    sink = MemorySink(SR, 128)
+    with Engine(str(model), EngineConfig(SR, 128, seed=3), sink=sink, sync=True) as live:
+        applied = []
+        live.listen(event=lambda at, command, posted: applied.append(command.kind))
+        live.set("macro1", 0.1, at=0)
+        live.set("layer", 1, at=0)
+        live.trigger("trigger", at=0)
+        live.ramp("macro1", 0.9, 1.0, at=int(0.1 * SR))
+        live.morph_path([(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)], 1.2, at=int(0.2 * SR))
+        live.ramp("gain", -9.0, 0.6, start=-1.0, at=int(0.5 * SR))
+        live.trigger("continuous_variation", at=int(0.5 * SR))
+        live.start()
+        played = sink.pull(int(np.ceil(len(offline) / 128)))[: len(offline)]
+        end = dict(live.values)
+    assert applied.count("ramp") == 2 and applied.count("morph") == 1  # listeners see each move once, not its steps
+    assert end["macro1"] == pytest.approx(0.9) and end["gain"] == pytest.approx(-9.0)
+    assert (end["morph_x"], end["morph_y"]) == (1.0, 1.0)
+    assert np.abs(offline).max() > 0.05 and np.array_equal(played, offline)
+
+
 def test_render_command_writes_wav_and_png_and_refuses_bad_scores(tmp_path, model):
     p = write(tmp_path, HEAD + "\n[[event]]\nat = 0\ntrigger = \"trigger\"\n", model)
     r = subprocess.run([sys.executable, "-m", "instrument", "render", str(p), "-o", str(tmp_path / "out.wav"), "--png"],

@@ -135,6 +135,18 @@ def test_aux_class_loss_is_the_cross_entropy_of_each_critic_summed():
     assert float(aux_class_loss(logits[:1], cat)) < 0.05 < float(aux_class_loss(logits[1:], cat))  # right and sure vs unsure
 
 
+def test_aux_confidence_stops_rewarding_a_clip_once_it_is_recognised():
+    # clip 0 is given its category at p = 0.98 (past 0.9), clip 1 at p = 0.5 (short of it)
+    logits = torch.tensor([[[4.0, 0.0], [0.0, 0.0]]], requires_grad=True)
+    cat = torch.eye(2)
+    loss = aux_class_loss(logits, cat, confidence=0.9)
+    ce1 = float(torch.nn.functional.cross_entropy(logits[0, 1:].detach(), torch.tensor([1])))
+    assert float(loss) == pytest.approx((ce1 - math.log(1 / 0.9)) / 2)  # only clip 1's shortfall, averaged over the batch
+    loss.backward()
+    assert torch.all(logits.grad[0, 0] == 0) and torch.all(logits.grad[0, 1] != 0)  # the recognised clip is left alone
+    assert float(aux_class_loss(logits.detach(), cat, confidence=0.0)) > float(loss)  # unbounded: every clip counts
+
+
 # -- generator conditioning -------------------------------------------------------------------------
 
 
@@ -189,7 +201,7 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
      "--augment", "shift,gain,polarity", "--conditioning", "film", "--upsample", "subpixel"],
     ["--recipe", "laptop"],
     ["--loss", "wgan-gp", "--aux-class", "1"],
-    ["--recipe", "laptop", "--aux-class", "0.5"],
+    ["--recipe", "laptop", "--aux-class", "0.5", "--aux-confidence", "0.9"],
 ], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
@@ -252,6 +264,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--r1-every", "0", "--loss", "ns"], "r1_every must be >= 1"),
     (["--unconditional", "--aux-class", "1"], "--aux-class 1 with --unconditional"),
     (["--aux-class", "-1"], "aux_class must be >= 0"),
+    (["--aux-confidence", "0.9"], "--aux-confidence 0.9 with --aux-class 0"),
+    (["--aux-class", "1", "--aux-confidence", "1"], "aux_confidence must be in [0, 1)"),
 ])
 def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
     tiny = [a for a in TINY if a != "--quiet"]
