@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,11 +23,12 @@ import torch
 
 from instrument.files import atomic_file
 
-from .config import WEIGHTS
+from .config import WEIGHTS, TrainConfig
 from .errors import CheckpointError, CheckpointVersionError
 from .models import ModelSpec, Synthesizer, build_generator
 
 FORMAT = "gesturegan-checkpoint"
+KILL_ENV = "GESTUREGAN_TEST_KILL_IN_CHECKPOINT"  # tests: kill the process half-way through this step's write
 VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d{8,})\.pt$")
 BEST = "best.pt"
@@ -159,3 +162,38 @@ def load_synthesizer(path: str | os.PathLike, device: str | torch.device = "cpu"
     stats = state.get("spectral_stats")
     synth = Synthesizer(spec, gen, None if stats is None else tuple(np.asarray(s, np.float32) for s in stats)).to(device).eval()
     return synth, spec, state
+
+
+def check_resumable(path: Path, state: dict, config: TrainConfig, spec: ModelSpec) -> None:
+    """Refuse (:class:`CheckpointError`, saying what differs and what to do) to resume ``state`` into a
+    run of ``config`` that builds ``spec``: another model, another recipe, other categories or clips."""
+    diffs = config.model_differences(TrainConfig.from_json(state["config"]))
+    if diffs:
+        raise CheckpointError(f"{path} is a different model ({'; '.join(diffs)}, as saved vs as asked now); "
+                              f"train into a new --out folder, or repeat the options the run was started with")
+    saved = ModelSpec.from_json(state["spec"])
+    if saved.categories != spec.categories:
+        raise CheckpointError(f"{path} was trained on categories {list(saved.categories)}, the cache {config.cache} has "
+                              f"{list(spec.categories)}; use the original cache or a new --out folder")
+    if (saved.sample_rate, saved.n_samples) != (spec.sample_rate, spec.n_samples):
+        raise CheckpointError(f"{path} makes {saved.n_samples} samples at {saved.sample_rate} Hz, the cache has "
+                              f"{spec.n_samples} at {spec.sample_rate} Hz; use a matching cache or a new --out folder")
+    if replace(saved, griffin_lim_iters=spec.griffin_lim_iters) != spec:  # GL iterations change no weights
+        raise CheckpointError(f"{path} has model spec {saved.describe()}, this run would build {spec.describe()}")
+
+
+def kill_hook_for_tests(step: int) -> Callable[[Path], None] | None:
+    """Tests set ``GESTUREGAN_TEST_KILL_IN_CHECKPOINT=<step>`` to SIGKILL the process half-way through
+    writing that step's checkpoint (the temporary is cut in half first, like a write the kernel never
+    finished); otherwise None, and :func:`save_atomic` runs no hook."""
+    target = os.environ.get(KILL_ENV)
+    if target is None or int(target) != step:
+        return None
+
+    def hook(tmp: Path) -> None:
+        size = tmp.stat().st_size
+        with open(tmp, "r+b") as f:
+            f.truncate(size // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook

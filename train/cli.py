@@ -22,7 +22,8 @@ from .cache import DatasetCache
 from .config import WEIGHTS, WEIGHTS_HELP, add_arguments, config_from_args
 from .corpus import write_corpus
 from .errors import CheckpointError, DatasetError, ModelError, TrainingError
-from .ingest import ALIGN_MODES, DEFAULT_CATEGORIES, NORMALIZE_MODES, IngestSettings, build_cache
+from .build import build_cache
+from .ingest import ALIGN_MODES, DEFAULT_CATEGORIES, NORMALIZE_MODES, IngestSettings
 from .slicing import LEVEL_MODES, OnsetSettings, check_clip_samples
 from .sound_packages import build_debian_corpus
 

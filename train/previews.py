@@ -130,3 +130,14 @@ def write_loss_png(csv_path: Path, png_path: Path) -> Path | None:
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return png_path
+
+
+def tensorboard_writer(folder: Path, log=print):
+    """A TensorBoard ``SummaryWriter`` for ``folder``, or None (said once through ``log``) when
+    tensorboard is not installed: the logs are optional, the CSV and the PNG are not."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard may not be installed
+    except ImportError:
+        log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+        return None
+    return SummaryWriter(str(folder))

@@ -90,3 +90,13 @@ class BatchSampler:
         if self.mode == "uniform":
             return labels[self.indices(batch)]
         return self.rng.choice(self.present, batch)
+
+
+def out_of_memory(config, n_samples: int, device: torch.device, bf16: bool) -> TrainingError:
+    """What to say when a batch does not fit: the sizes that would, for this run's ``config``."""
+    c = config
+    where = "GPU" if device.type == "cuda" else "main"
+    return TrainingError(f"batch size {c.batch_size} (model size d={c.model_dim}, {n_samples} samples) does not fit in "
+                         f"{where} memory on {device}: try --batch-size {max(1, c.batch_size // 2)}"
+                         f"{', --model-dim ' + str(c.model_dim // 2) if c.model_dim > 1 else ''}"
+                         f"{', or --bf16 on' if device.type == 'cuda' and not bf16 else ''}")

@@ -12,10 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +30,8 @@ from train.critics import MBSTD_GROUP
 from train.errors import DatasetError, TrainingError
 from train.metrics import spectral_distance_db, spectral_profile
 from train.models import ModelSpec, RealTransform, Synthesizer, build_critics, build_generator, sample_latents
-from train.previews import LossLog, preview_inputs, render, write_loss_png, write_preview
-from train.runtime import BatchSampler, Distributed, select_device, set_threads
+from train.previews import LossLog, preview_inputs, render, tensorboard_writer, write_loss_png, write_preview
+from train.runtime import BatchSampler, Distributed, out_of_memory, select_device, set_threads
 from train.wavegan import kaiming_init
 
 MAX_ROLLBACKS = 3
@@ -129,21 +126,7 @@ class Trainer:
                 self._save_checkpoint(score=False)  # step 0: something to roll back to
 
     def _load_state(self, path: Path, state: dict) -> None:
-        saved_cfg = TrainConfig.from_json(state["config"])
-        diffs = self.config.model_differences(saved_cfg)
-        if diffs:
-            raise ckpt.CheckpointError(
-                f"{path} is a different model ({'; '.join(diffs)}, as saved vs as asked now); "
-                f"train into a new --out folder, or repeat the options the run was started with")
-        saved = ModelSpec.from_json(state["spec"])
-        if saved.categories != self.spec.categories:
-            raise ckpt.CheckpointError(f"{path} was trained on categories {list(saved.categories)}, the cache {self.config.cache} has "
-                                       f"{list(self.spec.categories)}; use the original cache or a new --out folder")
-        if (saved.sample_rate, saved.n_samples) != (self.spec.sample_rate, self.spec.n_samples):
-            raise ckpt.CheckpointError(f"{path} makes {saved.n_samples} samples at {saved.sample_rate} Hz, the cache has "
-                                       f"{self.spec.n_samples} at {self.spec.sample_rate} Hz; use a matching cache or a new --out folder")
-        if replace(saved, griffin_lim_iters=self.spec.griffin_lim_iters) != self.spec:  # GL iterations change no weights
-            raise ckpt.CheckpointError(f"{path} has model spec {saved.describe()}, this run would build {self.spec.describe()}")
+        ckpt.check_resumable(path, state, self.config, self.spec)
         if state.get("spectral_stats") is not None:
             # SpecGAN learned images normalised by the statistics of the data it started on: keep them,
             # even if the cache was rebuilt with more recordings since
@@ -263,7 +246,7 @@ class Trainer:
             torch_version=torch.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         path = self.out / ckpt.checkpoint_name(self.step)
-        ckpt.save_atomic(state, path, before_rename=_test_kill_hook(self.step))
+        ckpt.save_atomic(state, path, before_rename=ckpt.kill_hook_for_tests(self.step))
         if is_best:
             ckpt.copy_as_best(path, self.out)
         ckpt.prune(self.out, self.config.keep_checkpoints)
@@ -302,7 +285,7 @@ class Trainer:
             summary.update(end_step=self.step, steps_per_second=None)
             self._finish(None)
             return summary
-        writer = self._tensorboard() if self.dist.main else None
+        writer = tensorboard_writer(self.out / "tensorboard", self.log) if self.dist.main else None
         losses = LossLog(self.out / "losses.csv", self.step) if self.dist.main else None
         bar = None
         if self.dist.main and c.progress:
@@ -383,20 +366,7 @@ class Trainer:
         return out
 
     def _oom(self, e: BaseException) -> TrainingError:
-        c = self.config
-        where = "GPU" if self.device.type == "cuda" else "main"
-        return TrainingError(f"batch size {c.batch_size} (model size d={c.model_dim}, {self.spec.n_samples} samples) does not fit in "
-                             f"{where} memory on {self.device}: try --batch-size {max(1, c.batch_size // 2)}"
-                             f"{', --model-dim ' + str(c.model_dim // 2) if c.model_dim > 1 else ''}"
-                             f"{', or --bf16 on' if self.device.type == 'cuda' and not self.bf16 else ''}")
-
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard may not be installed
-        except ImportError:
-            self.log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
-            return None
-        return SummaryWriter(str(self.out / "tensorboard"))
+        return out_of_memory(self.config, self.spec.n_samples, self.device, self.bf16)
 
     def _finish(self, writer) -> None:
         if writer is not None:
@@ -413,22 +383,6 @@ class Trainer:
             if finished:
                 dist.barrier()
             dist.destroy_process_group()
-
-
-def _test_kill_hook(step: int):
-    """Tests set GESTUREGAN_TEST_KILL_IN_CHECKPOINT=<step> to SIGKILL the process half-way through writing
-    that step's checkpoint (the temp file is cut in half first, like a write the kernel never finished)."""
-    target = os.environ.get("GESTUREGAN_TEST_KILL_IN_CHECKPOINT")
-    if target is None or int(target) != step:
-        return None
-
-    def hook(tmp: Path) -> None:
-        size = tmp.stat().st_size
-        with open(tmp, "r+b") as f:
-            f.truncate(size // 2)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
 
 
 def train(config: TrainConfig, log=print) -> dict:

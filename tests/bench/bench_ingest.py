@@ -32,7 +32,8 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from train.ingest import DEFAULT_CATEGORIES, build_cache  # noqa: E402
+from train.build import build_cache  # noqa: E402
+from train.ingest import DEFAULT_CATEGORIES  # noqa: E402
 
 
 def generate(root: Path, n: int, rate: int, seconds: float) -> None:

@@ -26,9 +26,10 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from train.build import build_cache  # noqa: E402
 from train.config import resolve_config  # noqa: E402
 from train.corpus import write_corpus  # noqa: E402
-from train.ingest import IngestSettings, build_cache  # noqa: E402
+from train.ingest import IngestSettings  # noqa: E402
 from train.metrics import periodic_artefact_db  # noqa: E402
 from train.models import ModelSpec, build_generator  # noqa: E402
 from train.trainer import Trainer  # noqa: E402

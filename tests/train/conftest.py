@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from train.corpus import write_corpus
-from train.ingest import IngestSettings, build_cache
+from train.build import build_cache
+from train.ingest import IngestSettings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,8 @@ from train.cache import DatasetCache
 from train.classifier import load_classifier, mel_filterbank, split_by_file
 from train.corpus import write_corpus
 from train.errors import CheckpointError
-from train.ingest import IngestSettings, build_cache
+from train.build import build_cache
+from train.ingest import IngestSettings
 from train.metrics import inception_score, nearest_neighbour_distances, spectral_distance_db, spectral_profile
 
 from .conftest import TINY

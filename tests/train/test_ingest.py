@@ -17,7 +17,8 @@ import soundfile as sf
 from tests.conftest import peak_frequency, sine
 from train.cache import DatasetCache, read_manifest
 from train.errors import CacheError, DatasetError
-from train.ingest import IngestSettings, build_cache
+from train.build import build_cache
+from train.ingest import IngestSettings
 from train.slicing import OnsetSettings
 from train.spectral import BinSums
 
@@ -254,7 +255,7 @@ def test_killed_build_leaves_nothing_a_later_run_would_trust(tmp_path):
         sf.write(root / "continuous_variation" / f"more{i}.wav", sine(300.0 + i, 2.0, 44100), 44100)
     code = (
         "import sys; sys.path.insert(0, %r)\n"
-        "from train.ingest import build_cache\n"
+        "from train.build import build_cache\n"
         "build_cache(%r, %r, jobs=2, progress=False)\n" % (str(REPO), str(root), str(tmp_path / "cache"))
     )
     proc = subprocess.Popen([sys.executable, "-c", code])

@@ -264,7 +264,8 @@ def test_balanced_sampler_draws_every_category_equally():
 def test_specgan_keeps_its_normalisation_when_the_cache_changes(tiny_cache, corpus_dir, tmp_path, capsys):
     """Resuming on a rebuilt cache (more recordings, other levels) must not change what the generator's
     images mean: the checkpoint's per-bin statistics stay."""
-    from train.ingest import IngestSettings, build_cache
+    from train.build import build_cache
+    from train.ingest import IngestSettings
 
     louder = tmp_path / "louder"
     build_cache(corpus_dir, louder, IngestSettings(normalize="clip"), jobs=1, min_clips=1, progress=False)
