@@ -107,6 +107,11 @@ class Ramp(Command):
         """``(offset in samples, value)`` from ``start``, every ``step`` samples or so."""
         return [(dt, start + (self.end - start) * k / n) for dt, k, n in _steps(self.span, step)]
 
+    def sets(self, vocabulary: "Vocabulary", values: Mapping[str, float], step: int) -> list[tuple[int, "Set"]]:
+        """The ramp as ``Set`` commands at their offsets, from ``values`` (the parameters' values when it begins)."""
+        start = values[self.pid] if self.start is None else self.start
+        return [(dt, vocabulary.set(self.pid, v)) for dt, v in self.steps(start, step)]
+
 
 @dataclass(frozen=True)
 class MorphPath(Command):
@@ -134,6 +139,10 @@ class MorphPath(Command):
             (x0, y0), (x1, y1) = pts[i], pts[i + 1]
             out.append((dt, x0 + (x1 - x0) * f, y0 + (y1 - y0) * f))
         return out
+
+    def sets(self, vocabulary: "Vocabulary", values: Mapping[str, float], step: int) -> list[tuple[int, "Set"]]:
+        """The path as XY-pad ``Set`` commands at their offsets (``values`` unused: a path says where it starts)."""
+        return [(dt, vocabulary.morph(x, y)) for dt, x, y in self.steps(step)]
 
 
 @dataclass(frozen=True)

@@ -52,16 +52,11 @@ class EngineConfig:
     rt_priority: int = ENGINE_RT_PRIORITY  # the live engine thread's SCHED_FIFO priority where allowed; 0: none (a raised nice instead)
 
     def __post_init__(self) -> None:
-        if not 8000 <= self.sample_rate <= 384000:
-            raise ValueError(f"sample_rate must be between 8000 and 384000 Hz, got {self.sample_rate}")
-        if not 1 <= self.block_frames <= 8192:
-            raise ValueError(f"block_frames must be between 1 and 8192, got {self.block_frames}")
-        if not 1 <= self.channels <= 64:
-            raise ValueError(f"channels must be between 1 and 64, got {self.channels}")
-        if not 1 <= self.buffer_blocks <= 64:
-            raise ValueError(f"buffer_blocks must be between 1 and 64, got {self.buffer_blocks}")
-        if not 0 <= self.rt_priority <= 98:
-            raise ValueError(f"rt_priority must be between 0 (off) and 98, got {self.rt_priority}")
+        for name, lo, hi, unit in (("sample_rate", 8000, 384000, " Hz"), ("block_frames", 1, 8192, ""), ("channels", 1, 64, ""),
+                                   ("buffer_blocks", 1, 64, ""), ("rt_priority", 0, 98, "")):
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must be between {lo}{' (off)' if name == 'rt_priority' else ''} and {hi}{unit}, "
+                                 f"got {getattr(self, name)}")
 
 
 @dataclass(order=True)
@@ -200,11 +195,9 @@ class Mixer:
             for listener in self._event_listeners:
                 listener(at, command, ev.posted)
         match command:
-            case Ramp(pid=pid):
-                start = self.values[pid] if command.start is None else command.start
-                self._schedule_steps(ev, at, [(dt, self.vocabulary.set(pid, v)) for dt, v in command.steps(start, self._ramp_step)])
-            case MorphPath():
-                self._schedule_steps(ev, at, [(dt, self.vocabulary.morph(x, y)) for dt, x, y in command.steps(self._ramp_step)])
+            case Ramp() | MorphPath():  # its Set steps, in the ramp's place in the posting order (its seq) at a tie
+                for dt, step in command.sets(self.vocabulary, self.values, self._ramp_step):
+                    heapq.heappush(self._heap, _Event(at + dt, ev.seq, step, posted=ev.posted, step=True))
             case Set(values=values):
                 for pid, v in values:
                     self._set(pid, v)
@@ -228,12 +221,6 @@ class Mixer:
                 self._variant_count.clear()
                 self._dirty = True
                 self._layer_last_request = -10**12  # the layer moves to the new model now
-
-    def _schedule_steps(self, ev: _Event, at: int, steps: list[tuple[int, Set]]) -> None:
-        """A ramp's or path's ``Set`` steps into the heap from sample ``at``, in the ramp's own place in the
-        posting order (its ``seq``): at a tie with another command, a step comes where the ramp came."""
-        for dt, command in steps:
-            heapq.heappush(self._heap, _Event(at + dt, ev.seq, command, posted=ev.posted, step=True))
 
     def _trigger(self, command: Trigger, at: int) -> None:
         mix = self._mix if command.category is None else one_hot(command.category, self.info.n_categories)

@@ -22,7 +22,6 @@ suppressed, answered with ``/gesturegan/error`` at a bounded rate, and otherwise
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from .control import Controls
 from .oscwire import OscArgError, OscIn, OscParseError, arg_count, arg_value, encode, integer, number, parse_packet
 from .params import ParamError
 from .presets import PresetError, PresetLibrary, recall
-from .telemetry import status_args
+from .telemetry import RateLimitedLog, status_args
 
 log = logging.getLogger("gesturegan.osc")
 
@@ -68,25 +67,6 @@ class OscStats:
         return asdict(self)
 
 
-class RateLimitedLog:
-    """Logs the first problem at once, then at most one line per ``interval_s`` saying how many more came."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float = LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self.logger, self.interval_s, self.clock = logger, interval_s, clock
-        self._last = -math.inf
-        self._suppressed = 0
-
-    def __call__(self, message: str) -> bool:
-        now = self.clock()
-        if now - self._last < self.interval_s:
-            self._suppressed += 1
-            return False
-        more = f" (and {self._suppressed} more in the last {now - self._last:.0f} s)" if self._suppressed and self._last > -math.inf else ""
-        self.logger.warning("%s%s", message, more)
-        self._last, self._suppressed = now, 0
-        return True
-
-
 @dataclass(frozen=True)
 class Route:
     address: str
@@ -107,7 +87,7 @@ class OscRouter:
         self.send: Callable[[bytes, tuple[str, int]], None] | None = None
         self.reply_to = reply_to
         self.pushes: dict[tuple[str, int], list[float]] = {}  # target -> [period, next time]
-        self._log = RateLimitedLog(log)
+        self._log = RateLimitedLog(log, LOG_INTERVAL_S)
         self._error_budget = [0.0, float(ERROR_REPLIES_PER_S)]  # (last refill, tokens)
         self.routes: dict[str, Route] = {}
         self._build()

@@ -7,15 +7,19 @@ with an ``osc_``/``midi_`` prefix. The tables drive the ``/gesturegan/status`` r
 ``/gesturegan/status/<name>`` message a row, typed by its kind), ``gesturegan play``'s status line
 (the rows with a ``short`` label) and the README's telemetry table; tests hold the engine and the
 counters to them, so a value cannot be added without its row. :class:`Telemetry` is the mixer's and
-the engine thread's own counters, from which ``Engine.status`` reads its rows.
+the engine thread's own counters, from which ``Engine.status`` reads its rows. :class:`RateLimitedLog`
+is how a surface reports a flood of bad input: the first at once, then a count at a bounded rate.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
+import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 KINDS = ("int", "float", "bool", "text", "floats", "names")
 OSC_TYPES = {"int": "i", "float": "f", "bool": "i (0/1)", "text": "(not sent)", "floats": "f ...", "names": "s ..."}
@@ -167,3 +171,22 @@ class Telemetry:
     max_block_ms: float = 0.0  # the slowest process_block while playing live
     max_wake_gap_ms: float = 0.0  # the longest the live engine thread went between two looks at the ring
     trigger_delays: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10000))  # samples, time -> first sound
+
+
+class RateLimitedLog:
+    """Logs the first problem at once, then at most one line per ``interval_s`` saying how many more came."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.interval_s, self.clock = logger, interval_s, clock
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def __call__(self, message: str) -> bool:
+        now = self.clock()
+        if now - self._last < self.interval_s:
+            self._suppressed += 1
+            return False
+        more = f" (and {self._suppressed} more in the last {now - self._last:.0f} s)" if self._suppressed and self._last > -math.inf else ""
+        self.logger.warning("%s%s", message, more)
+        self._last, self._suppressed = now, 0
+        return True

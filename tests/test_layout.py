@@ -147,8 +147,18 @@ def test_no_module_imports_itself_back():
             walk(m, [m])
 
 
+MAX_MODULE_LINES = 400
+
+
+def test_modules_are_at_most_400_lines():
+    """A module is one concept a newcomer can read through; past 400 lines it is two."""
+    long = [f"{py.relative_to(REPO)}: {n} lines" for pkg in ("instrument", "train", "export") for py in sorted((REPO / pkg).rglob("*.py"))
+            if (n := len(py.read_text().splitlines())) > MAX_MODULE_LINES]
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by concept):\n" + "\n".join(long)
+
+
 def test_dataset_tools_need_no_torch():
-    code = "import sys, train.ingest, train.corpus, train.cli, train.cache; print('torch' in sys.modules)"
+    code = "import sys, train.ingest, train.build, train.corpus, train.gestures, train.cli, train.cache; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
 
@@ -185,3 +195,10 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
     assert "gesturegan demo" in commands[0]
     ci = (REPO / ".ci" / "run").read_text()
     assert commands[1].strip() in ci
+
+
+if __name__ == "__main__":  # python tests/test_layout.py: the module list with line counts, and what each imports
+    for name, deps in sorted(_module_graph().items()):
+        path = REPO / Path(*name.split("."))
+        py = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        print(f"{name:<28} {len(py.read_text().splitlines()):>4}  <- {', '.join(sorted(deps)) or '-'}")
