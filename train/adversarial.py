@@ -18,8 +18,11 @@ from torch import nn
 from .augment import augment_audio
 from .config import TrainConfig
 from .critics import log_spectrogram
-from .losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, mode_seeking, r1_penalty
+from .losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, mode_seeking, r1_penalty
 from .models import sample_latents
+
+
+LINE_REFERENCE_RATE = 0.02  # the real clips' line contrast: a moving average over ~50 critic batches
 
 
 @dataclass
@@ -50,6 +53,7 @@ class AdversarialSteps:
         self.critic_updates = 0  # counts critic updates, for the lazy R1 schedule
         self.poison_next = False  # tests: make the next critic loss NaN
         self.aux = config.aux_class > 0
+        self.line_reference: torch.Tensor | None = None  # the real clips' line contrast, a moving average (--line-penalty)
 
     def _score(self, critic: nn.Module, x: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``[n_critics, B']`` scores and, with ``--aux-class``, ``[n_critics, B', n]`` category logits, in one
@@ -68,6 +72,10 @@ class AdversarialSteps:
         c, n = self.c, self.nets
         b = clips.shape[0]
         with torch.no_grad():
+            if c.line_penalty > 0:
+                contrast = line_contrast(clips)
+                ref = self.line_reference
+                self.line_reference = contrast if ref is None else ref.lerp_(contrast, LINE_REFERENCE_RATE)
             real = n.real_transform(clips)
             with self.autocast():
                 fake = n.G(self._latents(b), cat).float()
@@ -135,6 +143,10 @@ class AdversarialSteps:
                 loss = generator_loss(c.loss, scores)
                 if logits is not None:  # make clips the critics' classifiers hear as the category asked for
                     loss = loss + c.aux_class * aux_class_loss(logits, cat, c.aux_confidence)
+                if c.line_penalty > 0 and self.line_reference is not None:
+                    lines = line_penalty(line_contrast(fake), self.line_reference)
+                    loss = loss + c.line_penalty * lines
+                    out["line_penalty"] = lines.detach()
                 if seeking:
                     feats = fake if fake.dim() == 3 else log_spectrogram(fake, 256)  # SpecGAN images, or WaveGAN's spectrogram
                     ms = mode_seeking(feats[: 2 * h], z[: 2 * h])

@@ -20,6 +20,15 @@ Mode seeking (Mao et al., "Mode Seeking GANs", CVPR 2019) is a generator-only te
 collapse -- one sound per category whatever the latent: pairs of clips made from two latents with the
 same category are pushed apart, ``1 / (mean|S(G(z1)) - S(G(z2))| / mean|z1 - z2| + eps)``, with ``S`` the
 log-magnitude spectrogram (distances between waveforms would mostly measure phase).
+
+The line penalty is a generator-only term against the upsampling layers' buzz: tones at fixed
+frequencies (multiples of fs/4, fs/16, fs/64: the strides' grid) that every generated clip has and no
+recording does. :func:`line_contrast` measures, per frequency bin, how far each clip's periodogram
+stands out from the bins 5-40 away (in nats), averaged over the clips: a line every clip has at the
+same place survives the average, a partial that moves from clip to clip averages away. The penalty is
+what the generated batch's contrast exceeds the real clips' (a moving average over the critic's real
+batches) by more than a margin, summed over bins: any narrow line the data lacks, at any frequency,
+not only where a metric looks.
 """
 
 from __future__ import annotations
@@ -78,6 +87,31 @@ def mode_seeking(features: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> 
     d_out = (features[:p] - features[p : 2 * p]).abs().flatten(1).mean(dim=1)
     d_z = (z[:p] - z[p : 2 * p]).abs().mean(dim=1)
     return (1.0 / (d_out / d_z + eps)).mean()
+
+
+LINE_NEAR, LINE_FAR = 5, 40  # a bin's neighbourhood for the line contrast: 5..40 bins away on either side
+LINE_MARGIN = math.log(10 ** 0.3)  # 3 dB of contrast over the data's is tolerated (batch noise is ~1 dB a bin)
+
+
+def line_contrast(audio: torch.Tensor) -> torch.Tensor:
+    """``audio : [B, T]`` -> ``[T // 2 + 1]``: each bin's log power over its neighbourhood's mean log power,
+    per clip (Hann-windowed periodogram), averaged over the clips (see the module docstring)."""
+    n = audio.shape[-1]
+    spec = torch.fft.rfft(audio.float() * torch.hann_window(n, device=audio.device), dim=-1)
+    logp = torch.log(spec.real.square() + spec.imag.square() + 1e-10)
+    side = LINE_FAR - LINE_NEAR + 1
+    kernel = torch.zeros(2 * LINE_FAR + 1, device=audio.device)
+    kernel[:side] = 1
+    kernel[-side:] = 1
+    kernel /= kernel.sum()
+    around = F.conv1d(F.pad(logp[:, None], (LINE_FAR, LINE_FAR), mode="replicate"), kernel.view(1, 1, -1))[:, 0]
+    return (logp - around).mean(dim=0)
+
+
+def line_penalty(fake_contrast: torch.Tensor, real_contrast: torch.Tensor, margin: float = LINE_MARGIN) -> torch.Tensor:
+    """Scalar: the nats by which the generated clips' line contrast exceeds the real clips' plus ``margin``,
+    summed over frequency bins (0 when no bin stands out more than the data's do)."""
+    return F.relu(fake_contrast - real_contrast - margin).sum()
 
 
 def gradient_penalty(s_mixed: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from train import checkpoint as ckpt
 from train.augment import SHIFT_FRACTION, augment_audio
 from train.config import RECIPES, TrainConfig, resolve_config
 from train.critics import CriticSet, SpectralCritic, group_size, minibatch_stddev
-from train.losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, r1_penalty
+from train.losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, r1_penalty
 from train.models import ModelSpec, build_critics, build_generator
 from train.previews import LossLog
 from train.trainer import Trainer
@@ -135,6 +135,26 @@ def test_aux_class_loss_is_the_cross_entropy_of_each_critic_summed():
     assert float(aux_class_loss(logits[:1], cat)) < 0.05 < float(aux_class_loss(logits[1:], cat))  # right and sure vs unsure
 
 
+def test_line_contrast_finds_a_tone_every_clip_has_and_not_one_that_moves():
+    g = torch.Generator().manual_seed(0)
+    n, sr = 16384, 16000
+    t = torch.arange(n) / sr
+    noise = torch.randn(32, n, generator=g) * 0.1
+    buzz = noise + 0.05 * torch.sin(2 * math.pi * 1000 * t)  # the same line in every clip: the grid's buzz
+    freqs = 300 + 4000 * torch.rand(32, 1, generator=g)
+    partials = noise + 0.05 * torch.sin(2 * math.pi * freqs * t)  # one tone a clip, each somewhere else
+    bin_1k = round(1000 * n / sr)
+    c_noise, c_buzz, c_partials = line_contrast(noise), line_contrast(buzz), line_contrast(partials)
+    assert c_buzz.shape == (n // 2 + 1,)
+    assert float(c_buzz[bin_1k]) > 5 and abs(float(c_noise[bin_1k])) < 1  # nats
+    assert float(c_partials.max()) < 2.5  # partials that move average away
+    assert float(line_penalty(c_buzz, c_noise)) > 5 * float(line_penalty(c_partials, c_noise))
+    assert float(line_penalty(c_noise, c_noise)) == 0.0
+    fake = buzz.clone().requires_grad_(True)
+    line_penalty(line_contrast(fake), c_noise).backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0  # the generator can be pushed off the line
+
+
 def test_aux_confidence_stops_rewarding_a_clip_once_it_is_recognised():
     # clip 0 is given its category at p = 0.98 (past 0.9), clip 1 at p = 0.5 (short of it)
     logits = torch.tensor([[[4.0, 0.0], [0.0, 0.0]]], requires_grad=True)
@@ -201,8 +221,8 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
      "--augment", "shift,gain,polarity", "--conditioning", "film", "--upsample", "subpixel"],
     ["--recipe", "laptop"],
     ["--loss", "wgan-gp", "--aux-class", "1"],
-    ["--recipe", "laptop", "--aux-class", "0.5", "--aux-confidence", "0.9"],
-], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux"])
+    ["--recipe", "laptop", "--aux-class", "0.5", "--aux-confidence", "0.9", "--line-penalty", "0.001"],
+], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
@@ -220,6 +240,11 @@ def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, reci
         assert not torch.equal(first["discriminator"]["main.classify.weight"], last["discriminator"]["main.classify.weight"])
     else:
         assert all(math.isnan(a) for a in aux) and not any("classify" in k for k in last["discriminator"])
+    lines = [r["line_penalty"] for r in LossLog.read(run / "losses.csv") if not math.isnan(r["loss_d"])]
+    if "--line-penalty" in recipe:  # logged from the first generator step (the reference is the critic's real batch)
+        assert lines and all(math.isfinite(v) and v >= 0 for v in lines)
+    else:
+        assert all(math.isnan(v) for v in lines)
 
 
 def test_laptop_recipe_first_steps_are_deterministic(tiny_cache, tmp_path):
@@ -266,6 +291,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--aux-class", "-1"], "aux_class must be >= 0"),
     (["--aux-confidence", "0.9"], "--aux-confidence 0.9 with --aux-class 0"),
     (["--aux-class", "1", "--aux-confidence", "1"], "aux_confidence must be in [0, 1)"),
+    (["--arch", "specgan", "--line-penalty", "0.01"], "--line-penalty 0.01 with --arch specgan"),
+    (["--line-penalty", "-1"], "line_penalty must be >= 0"),
 ])
 def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
     tiny = [a for a in TINY if a != "--quiet"]
