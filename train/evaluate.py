@@ -16,6 +16,11 @@
 - **Periodic artefact**: how much louder the average spectrum is at multiples of fs/16 (where WaveGAN's
   strides put checkerboard tones) than the bins around them, in dB, for generated clips and for real
   clips. Generated above real means the model adds a buzz the data does not have.
+- **Spectral lines**: the same question at every frequency, not only fs/16's multiples. Each clip's
+  periodogram bin against the bins 5-40 away, averaged over clips (:func:`train.losses.line_contrast`):
+  a line that every generated clip has at the same frequency and the real clips do not (the upsampling
+  grid's buzz: multiples of fs/4, fs/16, fs/256) counts, with its excess in dB; partials that move
+  from clip to clip average away. 0 bins means no such line.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .cache import DatasetCache
 from .checkpoint import load_synthesizer
 from .classifier import load_classifier
 from .errors import CheckpointError
+from .losses import LINE_MARGIN, line_contrast
 from .metrics import inception_score, mean_pairwise_distance, nearest_neighbour_distances, periodic_artefact_db
 from .models import sample_latents
 from .previews import render
@@ -108,6 +114,7 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
     report["periodic_artefact_db"] = {"generated": periodic_artefact_db(audio, spec.sample_rate),
                                       "real": periodic_artefact_db(real_test, spec.sample_rate)}
     report["periodic_artefact_db"]["excess"] = report["periodic_artefact_db"]["generated"] - report["periodic_artefact_db"]["real"]
+    report["spectral_lines"] = _spectral_lines(audio, real_test, spec.sample_rate)
     d_gen = nearest_neighbour_distances(emb_gen, bank)
     d_real = nearest_neighbour_distances(emb_real, bank)
     threshold = float(np.percentile(d_real, 5))
@@ -142,6 +149,19 @@ def _diversity(spec, emb_gen: np.ndarray, requested: list[int], emb_real: np.nda
         out["per_category"][name] = g / max(r, 1e-12)
     out["min"] = float(min(out["per_category"].values()))
     return out
+
+
+def _spectral_lines(audio: np.ndarray, real: np.ndarray, sample_rate: int) -> dict:
+    """Frequency bins where the generated clips' line contrast exceeds the real clips' by more than 3 dB:
+    how many, and the worst ones (Hz, dB over the data's)."""
+    with torch.no_grad():
+        excess = (line_contrast(torch.from_numpy(np.asarray(audio, np.float32)))
+                  - line_contrast(torch.from_numpy(np.asarray(real, np.float32)))).numpy() * (10 / np.log(10))
+    over = np.flatnonzero(excess > LINE_MARGIN * 10 / np.log(10))
+    worst = over[np.argsort(excess[over])[::-1][:8]]
+    bin_hz = sample_rate / audio.shape[1]
+    return {"bins_over_3db": int(len(over)), "bins": int(len(excess)),
+            "worst": [{"hz": round(float(k * bin_hz), 1), "excess_db": round(float(excess[k]), 1)} for k in worst]}
 
 
 def _mixtures(synth, spec, clf, col: list[int], g: torch.Generator, n: int, tick=lambda: None) -> list[dict]:
@@ -180,6 +200,11 @@ def format_report(r: dict) -> str:
     if art:
         lines.append(f"periodic artefact at multiples of fs/16: generated {art['generated']:+.1f} dB, real {art['real']:+.1f} dB "
                      f"(excess {art['excess']:+.1f} dB; above 0 means a buzz the data does not have)")
+    lines_ = r.get("spectral_lines")
+    if lines_:
+        worst = ", ".join(f"{w['hz']:g} Hz {w['excess_db']:+.1f} dB" for w in lines_["worst"][:5])
+        lines.append(f"spectral lines the data lacks (> 3 dB over the real clips' contrast): {lines_['bins_over_3db']} of "
+                     f"{lines_['bins']} bins" + (f"; worst {worst}" if worst else ""))
     for m in r.get("mixtures", []):
         shares = "  ".join(f"{w:.2f}->{s:.2f}" for w, s in zip(m["weights"], m["share_of_to"]))
         lines.append(f"mixture {m['from']} -> {m['to']}: weight->share {shares} ({'monotonic' if m['monotonic'] else 'NOT monotonic'})")

@@ -126,6 +126,19 @@ def test_evaluate_reports_accuracy_is_mixtures_and_copying(tiny_cache, clf_cache
     assert len(r["mixtures"]) == 3 and all(len(m["share_of_to"]) == 5 for m in r["mixtures"])
     assert r["nearest_neighbour"]["training_clips_searched"] > 0
     assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
+    assert r["spectral_lines"]["bins"] == 8192 + 1 and "spectral lines the data lacks" in out
+
+
+def test_spectral_lines_name_a_buzz_every_clip_has():
+    from train.evaluate import _spectral_lines
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16384) / 16000
+    real = rng.normal(0, 0.1, (256, 16384))  # 256 clips a side: the contrast's noise is ~0.5 dB a bin
+    buzzing = rng.normal(0, 0.1, (256, 16384)) + 0.03 * np.sin(2 * np.pi * 1000 * t)
+    found = _spectral_lines(buzzing, real, 16000)
+    assert 1 <= found["bins_over_3db"] <= 5 and abs(found["worst"][0]["hz"] - 1000) < 2 and found["worst"][0]["excess_db"] > 10
+    assert _spectral_lines(rng.normal(0, 0.1, (256, 16384)), real, 16000)["bins_over_3db"] == 0
 
 
 def test_evaluate_refuses_a_classifier_for_other_categories(tiny_cache, cache_two_categories, tmp_path, capsys):
