@@ -15,7 +15,9 @@ device underflow, and :meth:`_Sink.classify` (off the audio thread, after each b
 **Sinks** share one small interface: ``block_frames``, ``start(ring)``, ``stop()``, ``close()``,
 ``stats()``.
 
-- :class:`SoundDeviceSink` plays on a sound card through sounddevice/PortAudio.
+- :class:`SoundDeviceSink` plays on a sound card through sounddevice/PortAudio. :meth:`~SoundDeviceSink.lost`
+  says when the device has gone (unplugged, or its JACK server killed: the callbacks stop); closing
+  such a stream is given ``CLOSE_TIMEOUT_S`` and then abandoned, so a lost device never hangs the exit.
 - :class:`MemorySink` drives the same callback from a test, collecting the output in memory.
 """
 
@@ -36,6 +38,8 @@ TIMESTAMPS = 4096  # (first frame, DAC time) of the last blocks, for latency mea
 UNDERRUNS, DEVICE_UNDERFLOWS, CALLBACKS, FRAMES = range(4)
 EVENT_LOG = 1024  # callback numbers of the last underruns and device underflows
 XRUN_WINDOW = 32  # callbacks (85 ms at 128 frames / 48 kHz) either side of a device underflow
+LOST_AFTER_S = 1.0  # no callback for this long while playing: the device, or its audio server, is gone
+CLOSE_TIMEOUT_S = 2.0  # PortAudio may never return from closing a stream whose server died: we stop waiting
 
 
 class AudioDeviceError(RuntimeError):
@@ -236,6 +240,9 @@ class SoundDeviceSink(_Sink):
         self._latency = latency
         self.stream = None
         self.output_latency_s: float | None = None
+        self._progress = (0, 0.0)  # (callbacks seen, when): callbacks that stop coming mean the device is gone
+        self.lost_reason: str | None = None
+        self.abandoned = False  # PortAudio did not return from closing the stream (its server died under it)
 
     def start(self, ring: RingBuffer) -> None:
         try:
@@ -246,6 +253,26 @@ class SoundDeviceSink(_Sink):
         except Exception as e:  # noqa: BLE001
             raise AudioDeviceError(f"cannot open the output stream (busy or gone?): {e}\noutput devices:\n{list_devices()}") from None
         self.output_latency_s = float(self.stream.latency)
+        self._progress = (int(self.counters[CALLBACKS]), time.monotonic())
+
+    def lost(self) -> str | None:
+        """Why the device stopped playing, or None while it plays (any thread, cheap): the stream went
+        inactive without being stopped, or no callback came for ``LOST_AFTER_S``. Once lost, stays lost."""
+        if self.lost_reason is not None or self.stream is None:
+            return self.lost_reason
+        n, now = int(self.counters[CALLBACKS]), time.monotonic()
+        if n != self._progress[0]:
+            self._progress = (n, now)
+            return None
+        try:
+            active = bool(self.stream.active)
+        except Exception:  # noqa: BLE001 - PortAudio's own error about a dead stream is an answer too
+            active = False
+        if not active:
+            self.lost_reason = "the output stream stopped by itself (the device or its audio server went away)"
+        elif now - self._progress[1] > LOST_AFTER_S:
+            self.lost_reason = f"no audio callback for {now - self._progress[1]:.1f} s (the device or its audio server went away)"
+        return self.lost_reason
 
     def stream_time(self) -> float:
         """The stream clock, the one ``dac_time_of`` answers in."""
@@ -273,20 +300,32 @@ class SoundDeviceSink(_Sink):
         return self.frame_at_dac(unix_time - self.unix_offset())
 
     def stop(self) -> None:
-        if self.stream is not None:
-            try:
-                self.stream.stop()
-            except Exception:  # noqa: BLE001 - stopping a dead stream must not raise on the way out
-                pass
+        if self.stream is not None and not self._bounded(self.stream.abort if self.lost_reason else self.stream.stop):
+            self.abandoned = True
 
     def close(self) -> None:
         if self.stream is not None:
+            stream = self.stream
             self.stop()
-            try:
-                self.stream.close()
-            except Exception:  # noqa: BLE001
-                pass
+            if not self.abandoned and not self._bounded(stream.close):
+                self.abandoned = True
             self.stream = None
+
+    @staticmethod
+    def _bounded(call) -> bool:
+        """Run a PortAudio call that may never return (a stream whose JACK server died) for at most
+        ``CLOSE_TIMEOUT_S``; whether it returned. Its errors are ignored: this is the way out."""
+
+        def run() -> None:
+            try:
+                call()
+            except Exception:  # noqa: BLE001 - stopping a dead stream must not raise on the way out
+                pass
+
+        t = threading.Thread(target=run, name="gesturegan-stream-close", daemon=True)
+        t.start()
+        t.join(CLOSE_TIMEOUT_S)
+        return not t.is_alive()
 
 
 class Recorder:

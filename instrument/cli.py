@@ -186,7 +186,7 @@ def run_play(args: argparse.Namespace) -> int:
         raise ParamError(str(e)) from None
     sink = SoundDeviceSink(args.rate, args.block, config.channels, device)
     eng = Engine(model, config, sink=sink)
-    recorder = osc = midi = None
+    recorder = osc = midi = gone = None
     event_log: list[tuple[int, Command]] = []
     try:
         osc, midi = _start_controls(eng, args)
@@ -210,7 +210,10 @@ def run_play(args: argparse.Namespace) -> int:
               f"{sink.stream.device if sink.stream is not None else device}, {args.rate} Hz, {args.block} frames, "
               f"output latency {1000 * (sink.output_latency_s or 0):.1f} ms, inference on {m.provider}"
               + (f" ({m.provider_note})" if m.provider_note else ""))
-        _run(eng, args, osc, midi)
+        gone = _run(eng, args, osc, midi, sink.lost)
+        if gone:
+            print(f"\nthe audio device was lost after {eng.now() / args.rate:.1f} s: {gone}; the performance ends here",
+                  file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -229,10 +232,14 @@ def run_play(args: argparse.Namespace) -> int:
             take.save(args.record_score)
             print(f"recorded {len(take.events)} control events to {args.record_score} (gesturegan render {args.record_score})")
     st = eng.status()
+    if sink.abandoned:  # PortAudio never returned from closing the stream: its exit handler would not either
+        print(f"\nstopped after {st['time_s']:.1f} s; the audio stream could not be closed (its server is gone)", flush=True)
+        sys.stderr.flush()
+        os._exit(1)
     print(f"\nstopped after {st['time_s']:.1f} s: underruns {st['underruns']} ({st['underruns'] - st['engine_underruns']} during device xruns), "
           f"device xruns {st['device_underflows']}, late events {st['late_events']}, "
           f"late triggers {st['late_triggers']}, bad clips {st['bad_clips']}")
-    return 0
+    return 1 if gone else 0
 
 
 def _ask(prompt: str, tty_state) -> str:
@@ -247,8 +254,9 @@ def _ask(prompt: str, tty_state) -> str:
         tty.setcbreak(sys.stdin.fileno())
 
 
-def _run(eng: Controls, args: argparse.Namespace, osc=None, midi=None) -> None:
-    """The keyboard: one more control surface, driving :class:`~instrument.control.Controls` as OSC and MIDI do."""
+def _run(eng: Controls, args: argparse.Namespace, osc=None, midi=None, lost=lambda: None) -> str | None:
+    """The keyboard: one more control surface, driving :class:`~instrument.control.Controls` as OSC and MIDI do.
+    Returns why the device was lost (``lost()``, asked each turn), or None when the performance ended."""
     interactive = sys.stdin.isatty() and not args.demo
     t0 = time.monotonic()
     last_status = last_demo = 0.0
@@ -264,6 +272,9 @@ def _run(eng: Controls, args: argparse.Namespace, osc=None, midi=None) -> None:
     try:
         while args.seconds is None or time.monotonic() - t0 < args.seconds:
             now = time.monotonic()
+            gone = lost()
+            if gone:
+                return gone
             if args.demo and now - last_demo >= 0.5:
                 eng.trigger(k % n_cat, 0.8)
                 k, last_demo = k + 1, now
@@ -308,3 +319,4 @@ def _run(eng: Controls, args: argparse.Namespace, osc=None, midi=None) -> None:
             import termios  # Unix only
 
             termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)
+    return None

@@ -4,6 +4,7 @@ card. ``tests/install_and_test.sh`` starts the server; run alone, conftest.py's 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -91,6 +92,42 @@ def test_play_and_devices_commands(jack, tmp_path):
     r = subprocess.run([sys.executable, "-m", "instrument", "play", "--model", str(model), "--rate", "44100", "--seconds", "1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "44100 Hz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_lost_device_ends_the_performance_and_keeps_the_recording(jack, tmp_path):
+    """Kill the JACK server under a playing `gesturegan play --record`: a clear message, exit status 1
+    within seconds (no hang, whatever PortAudio does with a stream whose server died), and the recording
+    a valid WAV up to that moment. A server of its own, so the other tests keep theirs."""
+    model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
+    name = f"gesturegan-lost-{os.getpid()}"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": name}
+    server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(SR), "-p", str(BLOCK)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = None
+    try:
+        assert subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, env=env).returncode == 0
+        proc = subprocess.Popen([sys.executable, "-u", "-m", "instrument", "play", "--model", str(model), "--seconds", "60", "--demo",
+                                 "--quiet", "--osc-port", "0", "--record", str(tmp_path / "take.wav")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        lines = [proc.stdout.readline() for _ in range(2)]  # the OSC port, then what is playing
+        assert "playing" in lines[-1], "".join(lines) + proc.stderr.read()
+        time.sleep(2.0)
+        server.kill()
+        killed = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        ended = time.monotonic() - killed
+    finally:
+        server.kill()
+        server.wait()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, (out, err)
+    assert "the audio device was lost" in err and "Traceback" not in err and ended < 10, (ended, err)
+    assert "recorded" in out
+    import soundfile as sf
+
+    take, sr = sf.read(tmp_path / "take.wav")
+    assert sr == SR and 1.5 * SR < len(take) < 20 * SR and np.abs(take).max() > 0.01
 
 
 def test_readme_live_snippet_runs_as_written(jack, tmp_path, monkeypatch):
