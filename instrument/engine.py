@@ -285,6 +285,7 @@ class Engine(Mixer):
             "engine_underruns": sink_stats.get("engine_underruns", 0),
             "device_underflows": sink_stats.get("device_underflows", 0),
             "late_events": tel.late_events,
+            "deferred_commands": self.schedule.deferred,
             "late_triggers": tel.late_triggers,
             "dropped_triggers": tel.dropped_triggers,
             "stolen_voices": tel.stolen_voices,

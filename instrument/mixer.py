@@ -1,21 +1,19 @@
-"""The mixer: parameter state, the time-ordered command heap, voices, the layer and the safety chain,
-rendered block by block. No threads: whoever owns it calls :meth:`Mixer.process_block` -- the live
+"""The mixer: parameter state, the command schedule (:mod:`instrument.schedule`), voices, the layer and
+the safety chain, rendered block by block. No threads: whoever owns it calls :meth:`Mixer.process_block` -- the live
 engine's thread (:class:`instrument.engine.Engine`) or an offline render (:mod:`instrument.offline`).
 
 Every command carries a sample time on the mixer's clock (``at=``; ``None`` means "as soon as
 possible", i.e. the next sample rendered) and takes effect at exactly that sample: a block is cut at
-command times and rendered in pieces. Gains and pitch glide (:class:`~instrument.dsp.Smoother`). The
+command times and rendered in pieces (at most ``MAX_PER_BLOCK`` commands a block: a flood waits a
+block rather than stalling the audio; :mod:`instrument.schedule`). Gains and pitch glide (:class:`~instrument.dsp.Smoother`). The
 clips come from a :class:`~instrument.worker.ClipSource`: the worker thread live, generated on the spot
 offline; everything else is one path for both.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import queue
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -26,6 +24,7 @@ from .dsp import SafetyChain, Smoother, db_to_gain
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .params import N_MACROS, build_table
 from .realtime import ENGINE_RT_PRIORITY
+from .schedule import Event, Schedule
 from .telemetry import Telemetry
 from .voices import STEAL_S, Layer, Voice, pitch_ratio
 from .worker import ClipSource, GenerationWorker, Request
@@ -59,19 +58,6 @@ class EngineConfig:
                                  f"got {getattr(self, name)}")
 
 
-@dataclass(order=True)
-class _Event:
-    """A posted command on its way to the heap: its sample (-1 until an asap one is given the next), the
-    order it was posted in (ties keep it), when (``time.perf_counter()``)."""
-
-    time: int
-    seq: int
-    command: Command = field(compare=False)
-    asap: bool = field(compare=False, default=False)
-    posted: float = field(compare=False, default=0.0)
-    step: bool = field(compare=False, default=False)  # one step of a ramp or path: listeners saw the ramp itself
-
-
 class Mixer:
     """Renders the commands posted to it (:meth:`post`, any thread) into blocks (:meth:`process_block`,
     one thread). ``info``: the model's contract; ``worker``: the generation worker whose cache holds the
@@ -96,9 +82,7 @@ class Mixer:
         self.voices: list[Voice] = []
         self.layer = Layer()
         self._rng = np.random.default_rng(config.seed)
-        self._commands: queue.SimpleQueue[_Event] = queue.SimpleQueue()
-        self._heap: list[_Event] = []
-        self._seq = itertools.count()
+        self.schedule = Schedule()
         self._t = 0  # the next sample the mixer renders
         self._dirty = True  # latent or mix changed since the last look
         self._z = np.zeros(info.latent_dim, np.float32)
@@ -128,7 +112,7 @@ class Mixer:
         of the mixer's clock, or as soon as possible (None). Any thread."""
         if at is not None and (not isinstance(at, (int, np.integer)) or at < 0):
             raise ValueError(f"at must be a sample time >= 0 on the engine clock, got {at!r}")
-        self._commands.put(_Event(int(at) if at is not None else -1, next(self._seq), command, at is None, time.perf_counter()))
+        self.schedule.post(command, at)
         self._posted()
 
     def _posted(self) -> None:
@@ -189,7 +173,7 @@ class Mixer:
         self.voices.append(Voice(clip, ratio, velocity * velocity, int(self.values["attack"] * sr), int(self.values["release"] * sr),
                                  note, at))
 
-    def _apply(self, ev: _Event, at: int) -> None:
+    def _apply(self, ev: Event, at: int) -> None:
         command = ev.command
         if not ev.step:
             for listener in self._event_listeners:
@@ -197,7 +181,7 @@ class Mixer:
         match command:
             case Ramp() | MorphPath():  # its Set steps, in the ramp's place in the posting order (its seq) at a tie
                 for dt, step in command.sets(self.vocabulary, self.values, self._ramp_step):
-                    heapq.heappush(self._heap, _Event(at + dt, ev.seq, step, posted=ev.posted, step=True))
+                    self.schedule.push_step(at + dt, ev, step)
             case Set(values=values):
                 for pid, v in values:
                     self._set(pid, v)
@@ -342,16 +326,6 @@ class Mixer:
                     break
         self.worker.prefetch(reqs)
 
-    def _drain_commands(self) -> None:
-        while True:
-            try:
-                ev = self._commands.get_nowait()
-            except queue.Empty:
-                break
-            if ev.asap:
-                ev.time = self._t
-            heapq.heappush(self._heap, ev)
-
     def _render_span(self, out: np.ndarray, start: int, stop: int) -> None:
         n = stop - start
         if n <= 0:
@@ -371,13 +345,12 @@ class Mixer:
         """Render the next ``frames`` (default one block) samples: ``[frames, channels]`` float32."""
         t0 = time.perf_counter()
         n = frames or self.config.block_frames
-        self._drain_commands()
+        self.schedule.drain(self._t)
         self._housekeeping()
         mono = np.zeros(n, np.float32)
         pos = 0
         end = self._t + n
-        while self._heap and self._heap[0].time < end:
-            ev = heapq.heappop(self._heap)
+        for ev in self.schedule.due(self._t, end):
             if ev.time < self._t and not ev.asap:
                 self.telemetry.late_events += 1
             at = max(ev.time, self._t + pos)

@@ -71,6 +71,8 @@ ENGINE: tuple[Metric, ...] = (
     _m("engine_underruns", "int", "", "of those, the engine's own: not near a device underflow the host caused"),
     _m("device_underflows", "int", "", "output underflows PortAudio reported (JACK xruns, a late callback)"),
     _m("late_events", "int", "", "timed events that arrived after their sample: applied at once", "late"),
+    _m("deferred_commands", "int", "", "commands moved to the next block because one block already had its "
+       "maximum (a flood of messages: each command cuts the block, so a block takes bounded time)"),
     _m("late_triggers", "int", "", "triggers whose clip was not ready in time (started later)", "late-clips"),
     _m("dropped_triggers", "int", "", "triggers dropped: their clip never came (a model error), or more than 64 were waiting"),
     _m("stolen_voices", "int", "", "voices the polyphony limit took back for a new one"),

@@ -14,6 +14,7 @@ from instrument.audio import MemorySink
 from instrument.dsp import db_to_gain
 from instrument.engine import Engine, EngineConfig
 from instrument.params import ParamError
+from instrument.schedule import MAX_PER_BLOCK
 
 from .onnx_models import engine_model, engine_model_file
 
@@ -60,6 +61,29 @@ def test_events_take_effect_at_their_sample():
     nz = np.flatnonzero(out)
     assert nz[0] == 1000  # silence is exactly 0 before, sound starts on the sample (mid-block: 1000 = 15*64 + 40)
     assert len(eng.telemetry.trigger_delays) == 2 and max(eng.telemetry.trigger_delays) == 0
+
+
+def test_a_flood_of_commands_in_one_block_is_spread_over_the_next_blocks_in_order():
+    """However many commands land in one block, a block applies at most MAX_PER_BLOCK (each one cuts the
+    block into another span to render); the rest follow a block later, in order, counted; nothing is lost."""
+    with Engine(engine_model(), EngineConfig(SR, BLOCK), sync=True) as eng:
+        per_block: dict[int, int] = {}
+        order = []
+        eng.listen(event=lambda at, command, posted: (per_block.__setitem__(at // BLOCK, per_block.get(at // BLOCK, 0) + 1),
+                                                      order.append(command)))
+        for i in range(1000):
+            eng.set("macro1", -1 + i / 500, at=BLOCK * 2 + i % 7)  # 1000 sets inside one block
+        for i in range(40):
+            eng.trigger("hit", 0.5, at=BLOCK * 2 + 3)
+        posted = 1040
+        while eng.now() < BLOCK * 40:
+            eng.process_block()
+        st = eng.status()
+    assert max(per_block.values()) <= MAX_PER_BLOCK and sum(per_block.values()) == posted
+    assert st["deferred_commands"] >= posted - MAX_PER_BLOCK
+    values = [c.values[0][1] for c in order if c.kind == "set"]
+    assert len(values) == 1000 and eng.values["macro1"] == pytest.approx(values[-1])
+    assert sum(c.kind == "trigger" for c in order) == 40
 
 
 def test_offline_render_is_deterministic_and_written_whole(tmp_path):
