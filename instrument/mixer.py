@@ -107,6 +107,11 @@ class Mixer:
         """The mixer's clock: the next sample to be rendered."""
         return self._t
 
+    @property
+    def latent(self) -> np.ndarray:
+        """The latent the controls make now (seed, macros and radius, or a latent set whole); a copy."""
+        return self._z.copy()
+
     def post(self, command: Command, at: int | None = None) -> None:
         """Queue a command (made by :attr:`vocabulary`, so already checked) to take effect at sample ``at``
         of the mixer's clock, or as soon as possible (None). Any thread."""

@@ -182,10 +182,10 @@ def test_the_whole_latent_and_back_to_the_seed(router, eng):
     z = np.linspace(-0.5, 0.5, eng.info.latent_dim)
     router.handle_packet(msg("/gesturegan/latent", *[float(x) for x in z]))
     eng.process_block()
-    assert np.allclose(eng._z, z, atol=1e-6)
+    assert np.allclose(eng.latent, z, atol=1e-6)
     router.handle_packet(msg("/gesturegan/latent"))
     eng.process_block()
-    assert np.allclose(eng._z, eng.space.base(0))
+    assert np.allclose(eng.latent, eng.space.base(0))
     router.handle_packet(msg("/gesturegan/latent", 1.0, 2.0))
     assert router.stats.bad_args == 1 and "latent needs" in router.sent[-1][0].args[1] if router.sent else True
 
