@@ -30,7 +30,7 @@ MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps
                 "spectral_critics", "mbstd", "conditioning", "envelope")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "init",
-                 "aux_class", "aux_confidence", "line_penalty")
+                 "aux_class", "aux_confidence", "line_penalty", "fake_batches")
 
 RECIPES: dict[str, dict] = {
     "paper": {},  # the dataclass defaults
@@ -74,6 +74,7 @@ class TrainConfig:
     mode_seeking: float = 0.0  # weight of the mode-seeking term against conditional collapse (0 = off)
     aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     aux_confidence: float = 0.0  # the generator's classifier reward stops at this probability of the category (0 = never)
+    fake_batches: str = "sorted"  # generator-step categories in category order like real batches ("drawn": the old order)
     line_penalty: float = 0.0  # WaveGAN: weight of the penalty on spectral lines the data lacks (the upsampling buzz; 0 = off)
     ema: float = 0.0  # decay of an exponential moving average of the generator's weights, kept beside them (0 = off)
     init: str = "default"  # WaveGAN generator: PyTorch's "default" initialisation or "kaiming" (see wavegan.kaiming_init)
@@ -118,6 +119,7 @@ class TrainConfig:
             (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (0 <= self.aux_confidence < 1, "aux_confidence", "in [0, 1) (0: the reward never stops), e.g. 0.9"),
             (self.line_penalty >= 0, "line_penalty", ">= 0 (0 turns it off)"),
+            (self.fake_batches in ("sorted", "drawn"), "fake_batches", "'sorted' or 'drawn'"),
             (self.init in ("default", "kaiming"), "init", "'default' or 'kaiming'"),
             (self.ema == 0 or 0.5 <= self.ema < 1, "ema", "0 (off) or a decay in [0.5, 1), e.g. 0.998"),
             (self.threads >= 0, "threads", ">= 0 (0: this process's share of the cores)"),
@@ -251,6 +253,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--line-penalty", type=float, default=b, metavar="W",
                    help="WaveGAN: weight of a penalty on spectral lines every generated clip has and the data lacks "
                         "(the upsampling layers' buzz at fixed frequencies; default 0: off)")
+    o.add_argument("--fake-batches", choices=("sorted", "drawn"), default=b,
+                   help="the generator step's categories: sorted, so the critics' minibatch-stddev groups hold one "
+                        "category as in the critic step (default), or drawn in any order (before 2026-12-02: how the "
+                        "bundled model was made)")
     o.add_argument("--ema", type=float, default=b, metavar="DECAY",
                    help="keep an exponential moving average of the generator's weights (laptop: 0.998; paper: 0, off); "
                         "previews, evaluate and export then use the average (evaluate/export --weights raw for the live ones)")

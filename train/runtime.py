@@ -85,11 +85,17 @@ class BatchSampler:
         cats = self.rng.choice(self.present, batch)
         return np.sort(np.array([self.by_cat[c][self.rng.integers(len(self.by_cat[c]))] for c in cats]))
 
-    def categories(self, batch: int, labels: np.ndarray) -> np.ndarray:
-        """Category indices for a generator batch, drawn like the real batches' (balanced or by clip count)."""
+    def categories(self, batch: int, labels: np.ndarray, grouped: bool = True) -> np.ndarray:
+        """Category indices for a generator batch, drawn like the real batches' (balanced or by clip count).
+        ``grouped``: in category order, as a real batch is (its indices are sorted and the cache is in
+        category order), so the critics' minibatch-stddev groups of consecutive clips hold one category
+        in the generator step as they do in the critic step. Drawn in any order, a group mixes categories:
+        its spread is then mostly between categories, the critics never saw such groups of real clips,
+        and nothing in the groups measures the spread within a category, where collapse happens."""
         if self.mode == "uniform":
             return labels[self.indices(batch)]
-        return self.rng.choice(self.present, batch)
+        k = self.rng.choice(self.present, batch)
+        return np.sort(k) if grouped else k
 
 
 def out_of_memory(config, n_samples: int, device: torch.device, bf16: bool) -> TrainingError:

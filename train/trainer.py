@@ -199,7 +199,7 @@ class Trainer:
         return bool(ok.item())
 
     def _fake_labels(self) -> torch.Tensor:
-        k = self.sampler.categories(self.local_batch, self.labels)
+        k = self.sampler.categories(self.local_batch, self.labels, grouped=self.config.fake_batches == "sorted")
         return torch.nn.functional.one_hot(torch.from_numpy(k), self.spec.n_categories).float().to(self.device)
 
     # -- checkpoints, previews, rollback --------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,6 +19,7 @@ from train.critics import CriticSet, SpectralCritic, group_size, minibatch_stdde
 from train.losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, r1_penalty
 from train.models import ModelSpec, build_critics, build_generator
 from train.previews import LossLog
+from train.runtime import BatchSampler
 from train.trainer import Trainer
 from train.wavegan import WaveGANGenerator
 
@@ -153,6 +155,19 @@ def test_line_contrast_finds_a_tone_every_clip_has_and_not_one_that_moves():
     fake = buzz.clone().requires_grad_(True)
     line_penalty(line_contrast(fake), c_noise).backward()
     assert fake.grad is not None and float(fake.grad.abs().sum()) > 0  # the generator can be pushed off the line
+
+
+def test_generator_batches_come_in_category_order_like_real_ones():
+    """The critics' minibatch-stddev groups are consecutive clips: a real batch comes sorted by category
+    (sorted indices of a cache in category order), so the generator step's must too, or its groups mix
+    categories the critics never saw mixed."""
+    labels = np.repeat(np.arange(4), 50)
+    s = BatchSampler(labels, 4, "balanced", np.random.default_rng(0))
+    grouped = s.categories(32, labels)
+    assert np.all(np.diff(grouped) >= 0) and len(set(grouped.tolist())) == 4
+    assert np.all(np.diff(labels[s.indices(32)]) >= 0)  # the real batch it matches
+    drawn = BatchSampler(labels, 4, "balanced", np.random.default_rng(0)).categories(32, labels, grouped=False)
+    assert sorted(drawn.tolist()) == grouped.tolist() and not np.all(np.diff(drawn) >= 0)  # the same draw, unsorted
 
 
 def test_aux_confidence_stops_rewarding_a_clip_once_it_is_recognised():
