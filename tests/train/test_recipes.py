@@ -179,7 +179,7 @@ def test_aux_confidence_stops_rewarding_a_clip_once_it_is_recognised():
     assert float(loss.detach()) == pytest.approx((ce1 - math.log(1 / 0.9)) / 2)  # only clip 1's shortfall, averaged over the batch
     loss.backward()
     assert torch.all(logits.grad[0, 0] == 0) and torch.all(logits.grad[0, 1] != 0)  # the recognised clip is left alone
-    assert float(aux_class_loss(logits.detach(), cat, confidence=0.0)) > float(loss)  # unbounded: every clip counts
+    assert float(aux_class_loss(logits.detach(), cat, confidence=0.0)) > float(loss.detach())  # unbounded: every clip counts
 
 
 # -- generator conditioning -------------------------------------------------------------------------
