@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the bundled default model from scratch, as presets/default.onnx was made: the built-in corpus,
-# its cache, the gesture classifier, the laptop recipe with the critics' classifiers (about 35 minutes on a 2-core CPU), evaluation
+# its cache, the gesture classifier, the laptop recipe with the critics' classifiers (about 30 minutes on a 2-core CPU), evaluation
 # and export. Deterministic for a given seed on a given machine and thread count.
 #
 #   bash presets/make_default_model.sh [WORK_DIR] [SEED]      (default: default-model-run, 0)
