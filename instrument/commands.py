@@ -83,6 +83,23 @@ class Set(Command):
         return dict(self.values)
 
 
+MAX_RAMP_S = 3600.0  # the longest ramp or path a live call may ask for
+
+
+def ramp_length(value: object, allowed: str, most: float = math.inf) -> float:
+    """A ramp's or a path's length (samples or seconds, per the caller) as a float in ``0..most``;
+    anything else (a bool, a non-number, NaN/Inf, out of range) is a :class:`ParamError` naming ``allowed``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or not 0 <= value <= most:
+        raise ParamError(f"a ramp's length must be {allowed}, got {value!r}")
+    return float(value)
+
+
+def ramp_seconds(value: object) -> float:
+    """A live ramp's or path's length in seconds, ``0..MAX_RAMP_S``."""
+    return ramp_length(value, f"0..{MAX_RAMP_S:g} seconds", MAX_RAMP_S)
+
+
 def _steps(span: int, step: int) -> list[tuple[int, int, int]]:
     """``(offset, k, n)`` for a move over ``span`` samples in ``n`` steps of about ``step``: step ``k``
     of 0..n is ``k / n`` of the way, the last at ``span``; a span of 0 is one step, straight to the end."""
@@ -237,10 +254,7 @@ class Vocabulary:
     @staticmethod
     def span(samples: object) -> int:
         """A ramp's or a path's length in samples: a whole number >= 0."""
-        if isinstance(samples, bool) or not isinstance(samples, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(samples) or samples < 0:
-            raise ParamError(f"a ramp's length must be a finite time >= 0, got {samples!r}")
-        return int(round(float(samples)))
+        return int(round(ramp_length(samples, "a finite time >= 0")))
 
     def ramp(self, pid: str, end: object, span: object, start: object = None) -> Ramp:
         """Parameter ``pid`` to ``end`` over ``span`` samples, from ``start`` or from its value then."""

@@ -29,12 +29,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .audio import Recorder
-from .commands import AllNotesOff, Swap
+from .commands import AllNotesOff, Swap, ramp_seconds
 from .errors import ModelFileError
 from .mixer import EngineConfig, Mixer
 from .model import GeneratorModel, load_model
 from .offline import render_to
-from .params import N_MACROS, ParamError
+from .params import N_MACROS
 from .realtime import raise_engine_thread, tune_process_for_live
 from .ringbuffer import RingBuffer
 from .worker import ClipsOnTheSpot, GenerationWorker, WorkerClips
@@ -129,18 +129,11 @@ class Engine(Mixer):
     def ramp(self, pid: str, to: float, seconds: float, start: float | None = None, at: int | None = None) -> None:
         """Move parameter ``pid`` to ``to`` over ``seconds``, from ``start`` or from its value when the ramp
         begins (steps of :data:`~instrument.commands.RAMP_STEP_S`; gains and pitch glide between)."""
-        self.post(self.vocabulary.ramp(pid, to, self._seconds(seconds) * self.sample_rate, start), at)
+        self.post(self.vocabulary.ramp(pid, to, ramp_seconds(seconds) * self.sample_rate, start), at)
 
     def morph_path(self, points: list[tuple[float, float]], seconds: float, at: int | None = None) -> None:
         """Move the XY pad along ``points`` over ``seconds`` (and switch ``mix_mode`` to xy)."""
-        self.post(self.vocabulary.morph_path(points, self._seconds(seconds) * self.sample_rate), at)
-
-    @staticmethod
-    def _seconds(seconds: object) -> float:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(seconds) or not 0 <= seconds <= 3600:
-            raise ParamError(f"a ramp's length must be 0..3600 seconds, got {seconds!r}")
-        return float(seconds)
+        self.post(self.vocabulary.morph_path(points, ramp_seconds(seconds) * self.sample_rate), at)
 
     def trigger(self, category: str | int | None = None, velocity: float = 1.0, pitch: float = 0.0, at: int | None = None) -> None:
         """Play a one-shot gesture: of ``category`` (name or index), or of the current mix when None;

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from instrument.commands import (NOTE_PITCH, VELOCITY, AllNotesOff, Latent, NoteOff, Ramp, Set, Trigger, Vocabulary,
-                                 score_event)
+                                 ramp_seconds, score_event)
 from instrument.params import MIX_PATH, MIX_WEIGHTS, MIX_XY, ParamError, build_table
 from instrument.score import Event, Score, check_event
 
@@ -103,6 +103,6 @@ def test_ramps_and_paths_are_checked_and_step_to_their_end(vocab):
     for bad in (lambda: vocab.ramp("nope", 1, 10), lambda: vocab.ramp("macro1", float("nan"), 10),
                 lambda: vocab.ramp("macro1", 1, -5), lambda: vocab.ramp("macro1", 1, float("inf")),
                 lambda: vocab.morph_path([], 10), lambda: vocab.morph_path([(0, 1, 2)], 10),
-                lambda: vocab.morph_path([(0, float("nan"))], 10)):
+                lambda: vocab.morph_path([(0, float("nan"))], 10), lambda: ramp_seconds(3601), lambda: ramp_seconds(True)):
         with pytest.raises(ParamError):
             bad()
