@@ -9,12 +9,14 @@ import select
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from .commands import Command
 from .control import Controls
 from .errors import ModelFileError
 from .files import shipped
 from .osc import DEFAULT_OSC_PORT, OscConfigError
+from .oscquery import DEFAULT_WEB_PORT
 from .telemetry import status_line
 
 
@@ -58,6 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--osc-allow", default=None, help="comma-separated client addresses accepted (default: any that can reach --osc-host)")
     o.add_argument("--osc-reply", default=None, help="HOST:PORT to send replies to (default: back to each sender)")
     o.add_argument("--no-osc", action="store_true", help="no OSC server")
+    w = p.add_argument_group("the browser control surface and OSCQuery (on --osc-host, like OSC)")
+    w.add_argument("--web-port", type=int, default=DEFAULT_WEB_PORT,
+                   help=f"HTTP/WebSocket port of the control page and the OSCQuery namespace (default {DEFAULT_WEB_PORT})")
+    w.add_argument("--no-web", action="store_true", help="no control page, no OSCQuery")
+    w.add_argument("--zeroconf", action="store_true",
+                   help="advertise the OSCQuery server (_oscjson._tcp) and OSC (_osc._udp) by mDNS on the network "
+                        "(needs --osc-host on a network address)")
     m = p.add_argument_group("MIDI")
     m.add_argument("--midi", action="append", default=[], metavar="PORT",
                    help="MIDI input to play from: a name or part of one (see 'gesturegan midi-ports'), or 'all'; repeatable. "
@@ -136,7 +145,8 @@ def _controls_line(osc, midi) -> str:
 
 
 def _start_controls(eng: Controls, args: argparse.Namespace):
-    """The OSC server and the MIDI inputs the arguments ask for (either may be None)."""
+    """The OSC server, the MIDI inputs and the web server (OSCQuery, the control page) the arguments ask
+    for (each may be None); the last item stops the zeroconf advertisement (or does nothing)."""
     from .midimap import default_map, load_map, user_map  # loaded for this command only
     from .osc import OscRouter
     from .oscserver import OscServer
@@ -154,19 +164,34 @@ def _start_controls(eng: Controls, args: argparse.Namespace):
         midi = MidiController(eng, midi_map, presets, learn_path=args.midi_map or user_map())
         midi.open(args.midi, api=args.midi_api, virtual=args.midi_virtual)
         print(f"MIDI: map {map_path}; inputs {', '.join(midi.ports) or '(waiting for ' + ', '.join(args.midi) + ')'}")
-    osc = None
+    osc = web = None
+    unadvertise: Callable[[], None] = lambda: None
+    if args.no_osc and args.no_web:
+        return osc, midi, web, unadvertise
+    reply = None
+    if args.osc_reply:
+        host, _, port = args.osc_reply.rpartition(":")
+        if not port.isdigit():
+            raise OscConfigError(f"--osc-reply wants HOST:PORT, got {args.osc_reply!r}")
+        reply = (host or "127.0.0.1", int(port))
+    router = OscRouter(eng, presets=presets, midi=midi, reply_to=reply)
     if not args.no_osc:
-        reply = None
-        if args.osc_reply:
-            host, _, port = args.osc_reply.rpartition(":")
-            if not port.isdigit():
-                raise OscConfigError(f"--osc-reply wants HOST:PORT, got {args.osc_reply!r}")
-            reply = (host or "127.0.0.1", int(port))
-        router = OscRouter(eng, presets=presets, midi=midi, reply_to=reply)
         allow = [h.strip() for h in args.osc_allow.split(",") if h.strip()] if args.osc_allow else None
         osc = OscServer(router, args.osc_host, args.osc_port, allow).start()
         print(f"OSC: listening on {osc.host}:{osc.port} (send /gesturegan/addresses for the address space)")
-    return osc, midi
+    if not args.no_web:
+        from .webserver import WebServer  # loaded for this command only
+
+        web = WebServer(router, args.osc_host, args.web_port, osc_port=osc.port if osc else None, sample_rate=args.rate).start()
+        print(f"control page: {web.url}/ui/   OSCQuery: {web.url}/gesturegan")
+        if args.zeroconf:
+            from .oscquery import advertise  # loaded for --zeroconf only
+
+            unadvertise = advertise(web.service_infos(), args.osc_host)
+            print(f"zeroconf: advertising {web.name} (_oscjson._tcp port {web.port}" + (f", _osc._udp port {osc.port})" if osc else ")"))
+    elif args.zeroconf:
+        raise OscConfigError("--zeroconf advertises the OSCQuery server: it cannot go with --no-web")
+    return osc, midi, web, unadvertise
 
 
 def run_play(args: argparse.Namespace) -> int:
@@ -186,10 +211,11 @@ def run_play(args: argparse.Namespace) -> int:
         raise ParamError(str(e)) from None
     sink = SoundDeviceSink(args.rate, args.block, config.channels, device)
     eng = Engine(model, config, sink=sink)
-    recorder = osc = midi = gone = None
+    recorder = osc = midi = web = gone = None
+    unadvertise: Callable[[], None] = lambda: None
     event_log: list[tuple[int, Command]] = []
     try:
-        osc, midi = _start_controls(eng, args)
+        osc, midi, web, unadvertise = _start_controls(eng, args)
         if args.record is not None:
             recorder = Recorder(args.record, args.rate, config.channels)
             eng.listen(block=recorder)
@@ -217,6 +243,9 @@ def run_play(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        unadvertise()
+        if web is not None:
+            web.close()
         if osc is not None:
             osc.close()
         if midi is not None:

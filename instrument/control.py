@@ -12,7 +12,8 @@ The interface, by what it is for:
 - **what is playing** (read-only): :attr:`info` (the model's categories, latent size, sample rate),
   :attr:`table` (the parameter table), :attr:`values` (every parameter's current value),
   :attr:`model_source` (the file the playing model came from), :meth:`status` (the telemetry
-  table's values, :mod:`instrument.telemetry`);
+  table's values, :mod:`instrument.telemetry`), :meth:`recent_clip` (what began sounding last: the
+  browser surface's spectrogram);
 - **time**: :meth:`now` (the mixer's clock, in samples) and :meth:`sample_at` (the engine sample that
   reaches the speakers at a wall-clock time: OSC time tags);
 - **commands**, each checked once by :attr:`vocabulary` and taking effect at sample ``at`` or at once
@@ -57,6 +58,9 @@ class Controls(Protocol):
 
     def status(self) -> dict:
         """The telemetry table's values (:mod:`instrument.telemetry`)."""
+
+    def recent_clip(self) -> tuple[int, np.ndarray] | None:
+        """The clip that began sounding last (a voice's or the layer's) and the sample it began at."""
 
     def now(self) -> int:
         """The mixer's clock: the next sample to be rendered."""

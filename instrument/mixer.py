@@ -100,12 +100,17 @@ class Mixer:
         self._event_listeners: tuple[Callable[[int, Command, float], None], ...] = ()
         self._latent_override: np.ndarray | None = None
         self.meter = 0.0
+        self._recent: tuple[int, np.ndarray] | None = None  # the clip that began sounding last, and when
         self._meter_decay = 0.1 ** (1.0 / (1.5 * config.sample_rate))
         self._update_controls()
 
     def now(self) -> int:
         """The mixer's clock: the next sample to be rendered."""
         return self._t
+
+    def recent_clip(self) -> tuple[int, np.ndarray] | None:
+        """The clip that began sounding last (a voice's or the layer's) and the sample it began at."""
+        return self._recent
 
     @property
     def latent(self) -> np.ndarray:
@@ -175,6 +180,7 @@ class Mixer:
         if len(self.voices) >= 4 * poly:  # release tails pile up under very fast triggering: drop the oldest tail
             self.voices.remove(min((vc for vc in self.voices if vc.releasing), key=lambda vc: vc.started_at, default=self.voices[0]))
         sr = self.sample_rate
+        self._recent = (at, clip)
         self.voices.append(Voice(clip, ratio, velocity * velocity, int(self.values["attack"] * sr), int(self.values["release"] * sr),
                                  note, at))
 
@@ -292,6 +298,7 @@ class Mixer:
             clip = self.worker.get(self._layer_want[0])
             if clip is not None and not self.layer.fading:
                 self.layer.offer(clip, self._layer_want[0], xf)
+                self._recent = (self._t, clip)
                 self._layer_want = None
                 self._layer_next = None
                 return
@@ -311,6 +318,7 @@ class Mixer:
             clip = self.worker.get(nxt[0]) if nxt is not None else None
             if clip is not None:
                 self.layer.offer(clip, nxt[0], xf)
+                self._recent = (self._t, clip)
                 self._layer_next = None
             else:  # loop mode, no drift, or the next clip is late: cover with the last good one
                 self.layer.offer(self.layer.clip, self.layer.key, xf)

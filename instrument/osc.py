@@ -1,9 +1,8 @@
 """OSC control: the address space (a view of the parameter table) and its router.
 
-**Routing is separate from the socket** (as python-osc's ``Dispatcher``): :class:`OscRouter` turns
-datagrams into engine commands, replies, pushes and rate limits, and can be driven by a test without a
-network; :class:`instrument.oscserver.OscServer` owns one UDP socket and one thread, and hands each
-datagram to the router in arrival order (no thread per packet).
+**Routing is separate from the socket**: :class:`OscRouter` turns packets into engine commands, replies,
+pushes and rate limits (a test drives it without a network); :class:`instrument.oscserver.OscServer` (one
+UDP socket, one thread) and the WebSocket clients of :mod:`instrument.webserver` hand it packets in order.
 
 **Types.** Numbers may come as ``i``, ``h``, ``f`` or ``d`` interchangeably (Pd sends floats, sclang sends
 ints for integer literals); ``T``/``F`` are 1/0; a name (a category, a choice, a preset) is a string or
@@ -14,16 +13,16 @@ audio callback's own DAC timestamps), and its messages are posted for that sampl
 them there, sample-accurately; nothing sleeps. A bundle whose time has already gone by (or is closer than
 the output buffer) is applied at once and counted as late; "immediately" applies at once.
 
-**Bad input** (malformed packets, unknown addresses, wrong argument counts or types, NaN/Inf, refused
-values) is counted by kind, logged at most once per ``LOG_INTERVAL_S`` with a count of what was
-suppressed, answered with ``/gesturegan/error`` at a bounded rate, and otherwise ignored.
+**Bad input** (malformed packets, unknown addresses, wrong arguments, NaN/Inf, refused values) is counted by
+kind, logged at most once per ``LOG_INTERVAL_S``, answered with ``/gesturegan/error`` at a bounded rate, and ignored.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,6 +73,7 @@ class Route:
     doc: str
     handler: Callable[[tuple, int | None, Any], None]  # (args, at sample or None, sender)
     timed: bool = True  # whether a bundle's time tag schedules it (commands that do I/O run on arrival)
+    types: str = ""  # the OSC type tags of its fullest form ("" = no arguments): OSCQuery's TYPE
 
 
 class OscRouter:
@@ -88,15 +88,16 @@ class OscRouter:
         self.reply_to = reply_to
         self.pushes: dict[tuple[str, int], list[float]] = {}  # target -> [period, next time]
         self._log = RateLimitedLog(log, LOG_INTERVAL_S)
+        self.lock = threading.RLock()  # packets from the UDP server and the WebSocket clients, one at a time
         self._error_budget = [0.0, float(ERROR_REPLIES_PER_S)]  # (last refill, tokens)
         self.routes: dict[str, Route] = {}
         self._build()
 
     # --- the address space ---------------------------------------------------------------------------------
 
-    def _add(self, path: str, args: str, doc: str, handler: Callable, timed: bool = True) -> None:
+    def _add(self, path: str, args: str, doc: str, handler: Callable, timed: bool = True, types: str = "") -> None:
         addr = f"{self.prefix}/{path}"
-        self.routes[addr] = Route(addr, args, doc, handler, timed)
+        self.routes[addr] = Route(addr, args, doc, handler, timed, types)
 
     def _build(self) -> None:
         eng = self.engine
@@ -145,6 +146,15 @@ class OscRouter:
         self._add("addresses", "", "reply with the address space: /gesturegan/address path args doc, then /gesturegan/addresses count",
                   self._addresses, timed=False)
         self._add("ping", "", "reply /gesturegan/pong", lambda a, at, s: self._send(f"{self.prefix}/pong", (), self._target(s)), timed=False)
+        # each command's OSC types in its fullest form (OSCQuery's TYPE; the parameters' come from their kind)
+        n, dim = eng.info.n_categories, eng.info.latent_dim
+        for path, types in (("trigger", "sff"), ("note", "ifs"), ("note_off", "i"), ("latent", "f" * dim), ("category", "f" * n),
+                            ("morph", "ff"), ("ramp", "sfff"), ("morph/path", "fffff"), ("seed", "i"), ("layer", "T"), ("preset", "s"),
+                            ("preset/save", "s"), ("model", "s"), ("record/start", "s"), ("learn", "s"), ("status/push", "f"), ("reply", "si")):
+            self.routes[f"{self.prefix}/{path}"] = replace(self.routes[f"{self.prefix}/{path}"], types=types)
+        for p in eng.table:
+            addr = f"{self.prefix}/param/{p.id}"
+            self.routes[addr] = replace(self.routes[addr], types={"bool": "T", "choice": "s", "int": "i"}.get(p.kind, "f"))
 
     def markdown(self) -> str:
         """The address space as a Markdown table (the README's is generated from it)."""
@@ -288,11 +298,13 @@ class OscRouter:
     def _target(self, sender: Any) -> tuple[str, int] | None:
         return self.reply_to or sender
 
-    def _send(self, address: str, args: tuple, to: tuple[str, int] | None) -> None:
-        if self.send is None or to is None:
+    def _send(self, address: str, args: tuple, to: Any) -> None:
+        """To a UDP address, or to a peer with ``send_osc(data)`` (a WebSocket client, instrument.webserver)."""
+        deliver = getattr(to, "send_osc", None)
+        if to is None or deliver is None and self.send is None:
             return
         try:
-            self.send(encode(address, args), to)
+            deliver(encode(address, args)) if deliver is not None else self.send(encode(address, args), to)
             self.stats.replies += 1
         except OSError as e:  # an unreachable peer must not stop the server
             self._log(f"OSC reply to {to[0]}:{to[1]} failed: {e}")
@@ -311,13 +323,13 @@ class OscRouter:
 
     def tick(self, now: float | None = None) -> float:
         """Send the status pushes that are due; returns the seconds until the next one (or 0.2)."""
-        now = time.monotonic() if now is None else now
-        wait = 0.2
-        for target, slot in list(self.pushes.items()):
-            if now >= slot[1]:
-                self.reply_status(target)
-                slot[1] = max(slot[1] + slot[0], now)
-            wait = min(wait, slot[1] - now)
+        now, wait = time.monotonic() if now is None else now, 0.2
+        with self.lock:
+            for target, slot in list(self.pushes.items()):
+                if now >= slot[1]:
+                    self.reply_status(target)
+                    slot[1] = max(slot[1] + slot[0], now)
+                wait = min(wait, slot[1] - now)
         return max(wait, 0.001)
 
     # --- incoming ----------------------------------------------------------------------------------------
@@ -335,8 +347,13 @@ class OscRouter:
             self._send(f"{self.prefix}/error", (address, message), self._target(sender))
         self._error_budget = [now, tokens]
 
-    def handle_packet(self, data: bytes, sender: tuple[str, int] | None = None) -> None:
-        """One datagram: parse, then each message in order. Never raises for what a client sends."""
+    def handle_packet(self, data: bytes, sender: Any = None) -> None:
+        """One datagram (or WebSocket frame): parse, then each message in order. Never raises for what a
+        client sends. Thread-safe: UDP and WebSocket packets are handled one at a time."""
+        with self.lock:
+            self._handle_packet(data, sender)
+
+    def _handle_packet(self, data: bytes, sender: Any) -> None:
         self.stats.packets += 1
         try:
             messages = parse_packet(data)

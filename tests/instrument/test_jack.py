@@ -80,7 +80,7 @@ def test_play_and_devices_commands(jack, tmp_path):
     r = subprocess.run([sys.executable, "-m", "instrument", "devices"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "JACK" in r.stdout
     r = subprocess.run([sys.executable, "-m", "instrument", "play", "--model", str(model), "--seconds", "3", "--demo", "--layer",
-                        "--osc-port", "0", "--preset", "glass-rain",
+                        "--osc-port", "0", "--web-port", "0", "--preset", "glass-rain",
                         "--record", str(tmp_path / "take.wav")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "playing" in r.stdout and "recorded" in r.stdout
@@ -114,9 +114,9 @@ def test_a_lost_device_ends_the_performance_and_keeps_the_recording(jack, tmp_pa
     try:
         assert server.poll() is None, "the test's own JACK server did not start:\n" + log.read_text()[-2000:]
         proc = subprocess.Popen([sys.executable, "-u", "-m", "instrument", "play", "--model", str(model), "--seconds", "60", "--demo",
-                                 "--quiet", "--osc-port", "0", "--record", str(tmp_path / "take.wav")],
+                                 "--quiet", "--osc-port", "0", "--web-port", "0", "--record", str(tmp_path / "take.wav")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        lines = [proc.stdout.readline() for _ in range(2)]  # the OSC port, then what is playing
+        lines = [proc.stdout.readline() for _ in range(3)]  # the OSC port, the control page, then what is playing
         assert "playing" in lines[-1], "".join(lines) + proc.stderr.read()
         time.sleep(2.0)
         server.kill()
@@ -157,7 +157,7 @@ def test_play_from_osc_and_a_virtual_midi_input(jack, tmp_path):
     from instrument.oscwire import encode, parse_packet
 
     model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "instrument", "play", "--model", str(model), "--seconds", "6", "--osc-port", "0",
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "instrument", "play", "--model", str(model), "--seconds", "6", "--osc-port", "0", "--web-port", "0",
                              "--midi-virtual", "gg-play-in", "--midi-api", "jack", "--record", str(tmp_path / "take.wav"),
                              "--record-score", str(tmp_path / "take.toml")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
