@@ -205,8 +205,7 @@ class Namespace:
 
 
 def _normal(path: str) -> str:
-    path = "/" + path.strip("/")
-    return path
+    return "/" + path.strip("/")
 
 
 def service_infos(name: str, http_port: int, osc_port: int | None, host: str) -> list[Any]:

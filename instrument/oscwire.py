@@ -162,12 +162,13 @@ def parse_packet(data: bytes, _depth: int = 0) -> list[OscIn]:
     return out
 
 
-def encode(address: str, args: tuple | list = ()) -> bytes:
-    """One reply message: ints as ``i``, floats as ``f``, strings as ``s`` (bools as 0/1 ints)."""
+def encode(address: str, args: tuple | list = (), bools_as_tf: bool = False) -> bytes:
+    """One reply message: ints as ``i``, floats as ``f``, strings as ``s``; bools as 0/1 ints, or as ``T``/``F``
+    with ``bools_as_tf`` (OSCQuery value updates, whose boolean nodes have TYPE ``T``)."""
     b = OscMessageBuilder(address=address)
     for a in args:
         if isinstance(a, bool):
-            b.add_arg(int(a), "i")
+            b.add_arg(a, "T" if a else "F") if bools_as_tf else b.add_arg(int(a), "i")
         elif isinstance(a, int):
             b.add_arg(max(-2**31, min(2**31 - 1, a)), "i")
         elif isinstance(a, float):

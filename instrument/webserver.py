@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from aiohttp import WSMsgType, web
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from .osc import OscConfigError, OscRouter
 from .oscquery import DEFAULT_WEB_PORT, Namespace, is_loopback, service_infos
@@ -58,23 +57,6 @@ def hostname(host: str) -> str:
     if host.startswith("["):
         return host[: host.find("]") + 1]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def encode_value(address: str, args: tuple) -> bytes:
-    """A value update as OSC: bools as ``T``/``F`` (OSCQuery's boolean type), the rest as replies are."""
-    if not any(isinstance(a, bool) for a in args):
-        return encode(address, args)
-    b = OscMessageBuilder(address=address)
-    for a in args:
-        if isinstance(a, bool):
-            b.add_arg(a, "T" if a else "F")
-        elif isinstance(a, int):
-            b.add_arg(a, "i")
-        elif isinstance(a, float):
-            b.add_arg(a, "f")
-        else:
-            b.add_arg(str(a), "s")
-    return b.build().dgram
 
 
 class Peer:
@@ -323,7 +305,7 @@ class WebServer:
                         v = values.get(a)
                         if v is not None and p.sent.get(a) != v:
                             p.sent[a] = v
-                            p.put(encode_value(a, v))
+                            p.put(encode(a, v, bools_as_tf=True))
             except Exception as e:  # noqa: BLE001 - a bug here must not stop the surface
                 log.warning("following values failed: %s: %s", type(e).__name__, e)
 
