@@ -26,6 +26,8 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError(f"--device {name} asked for CUDA, but PyTorch sees no GPU here; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is None:  # plain "cuda": this process's GPU (torch.cuda.set_device needs an index)
+        dev = torch.device(f"cuda:{local_rank}")
     return dev
 
 

@@ -102,7 +102,7 @@ def main() -> None:
         args.batch_size, args.configs = 16, "wavegan-d16,specgan-d16"
     cache = cache_dir()
     out = REPO / "bench-data" / "train-runs"
-    results = []
+    results, failed = [], []
     for recipe in filter(None, args.recipes.split(",")):
         extra = {"model_dim": 16, "batch_size": 16} if recipe == "paper" else {}  # paper at the old default model's CPU size
         r = time_training(cache, f"recipe-{recipe}", extra, None, args.steps, args.warmup, out, recipe)
@@ -117,9 +117,16 @@ def main() -> None:
         for variant in args.variants.split(","):
             v = {"bf16": "on" if "bf16" in variant else "off", "compile": "compile" in variant}
             name = f"{cfg_name}-{variant}"
-            r = time_training(cache, name, {**extra, **v}, args.batch_size, args.steps, args.warmup, out)
+            try:
+                r = time_training(cache, name, {**extra, **v}, args.batch_size, args.steps, args.warmup, out)
+            except Exception as e:  # noqa: BLE001 -- a variant this PyTorch cannot run (torch.compile) is a row, not the end of the run
+                failed.append({"config": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+                print(f"{name:<32} failed: {failed[-1]['error']}", flush=True)
+                continue
             results.append(r)
             print(f"{name:<32} {r['steps_per_second']:8.3f} steps/s  ({r['seconds_per_step']:.2f} s/step)", flush=True)
+    if not results:
+        raise SystemExit("every configuration failed: " + "; ".join(f"{f['config']}: {f['error']}" for f in failed))
     base = results[0]["steps_per_second"]
     device = torch.device(results[0]["device"])
     first = [c for c in args.configs.split(",") if c != "none"]
@@ -133,12 +140,14 @@ def main() -> None:
     for r in results:
         print(f"| {r['config']} | {r['batch']} | {r['n_critic']} | {r['steps_per_second']:.3f} | {r['seconds_per_step']:.2f} | "
               f"{r['steps_per_second'] / base:.2f}x |")
+    for f in failed:
+        print(f"| {f['config']} | - | - | failed: {f['error']} | | |")
     print("\n| WaveGAN upsampling | generator forward, batch %d | vs transpose | periodic artefact at init |\n|---|---|---|---|" % args.batch_size)
     for u in ups:
         print(f"| {u['mode']} | {u['ms_per_batch']:.1f} ms | {u['ms_per_batch'] / ups[0]['ms_per_batch']:.2f}x | "
               f"{u['periodic_artefact_db']:+.1f} dB |")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "batch": args.batch_size, "training": results, "upsampling": ups}, indent=1))
+        args.json.write_text(json.dumps({"machine": machine, "batch": args.batch_size, "training": results, "failed": failed, "upsampling": ups}, indent=1))
 
 
 if __name__ == "__main__":

@@ -277,3 +277,20 @@ def test_specgan_keeps_its_normalisation_when_the_cache_changes(tiny_cache, corp
     assert ckpt.load(run / "ckpt-00000002.pt")["spectral_stats"] == first
     with DatasetCache.open(louder) as c:
         assert not np.allclose(c.spectral_stats("64")[0], first[0])
+
+
+def test_plain_cuda_names_this_process_gpu(monkeypatch):
+    """``--device cuda`` once crashed on a GPU machine: torch.cuda.set_device needs an index, and a plain
+    "cuda" has none. The device is resolved to this process's GPU (its local rank under torchrun)."""
+    from train.errors import TrainingError
+    from train.runtime import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TrainingError, match="sees no GPU"):
+        select_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device("cuda") == torch.device("cuda:0")
+    assert select_device("cuda", local_rank=1) == torch.device("cuda:1")
+    assert select_device("cuda:2", local_rank=1) == torch.device("cuda:2")
+    assert select_device("auto", local_rank=1) == torch.device("cuda:1")
+    assert select_device("cpu") == torch.device("cpu")
