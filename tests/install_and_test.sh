@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything GestureGAN's test suite needs on a fresh Debian/Ubuntu machine, then runs it.
 #   - system packages (PortAudio, JACK, liblo's oscsend/oscdump, SuperCollider's sclang and Pure Data's pd,
-#     the real OSC clients the example patches are tested with) through apt-get when run as root and
+#     the real OSC clients the example patches are tested with, and Chromium for the control page's browser
+#     test, driven by Playwright) through apt-get when run as root and
 #     missing; otherwise it says which are missing and the tests that need them skip with that reason;
 #   - a virtual environment in .venv with gesturegan installed editable, with its [train,test] extras;
 #   - a JACK server on the dummy driver (48 kHz, 128 frames) for the audio tests, stopped at the end;
@@ -10,21 +11,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(libportaudio2 jackd2 liblo-tools supercollider-language puredata-core)
+SYSTEM_PACKAGES=(libportaudio2 jackd2 liblo-tools supercollider-language puredata-core chromium)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# Chromium is Debian's package; where it is not one (Ubuntu ships a snap), its test skips rather than the install failing
+browser=()
+if [[ " ${missing[*]} " == *" chromium "* ]]; then
+    missing=("${missing[@]/chromium/}"); missing=(${missing[@]}); browser=(chromium)
+fi
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3-venv); fi
-if ((${#missing[@]})); then
+if ((${#missing[@]} + ${#browser[@]})); then
+    missing_all=("${missing[@]}" "${browser[@]}")
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing system packages: ${missing[*]}"
+        echo "installing system packages: ${missing_all[*]}"
         export DEBIAN_FRONTEND=noninteractive
         echo "jackd2 jackd/tweak_rt_limits boolean false" | debconf-set-selections 2>/dev/null || true
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        if ((${#missing[@]})); then apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; fi
+        if ((${#browser[@]})); then
+            apt-get install -y -qq --no-install-recommends "${browser[@]}" >/dev/null ||
+                echo "warning: could not install chromium; the control page's browser test will skip" >&2
+        fi
     else
-        echo "warning: missing system packages ${missing[*]} (run as root to install them); tests that need them will skip" >&2
+        echo "warning: missing system packages ${missing_all[*]} (run as root to install them); tests that need them will skip" >&2
     fi
 fi
 

@@ -98,6 +98,10 @@ function showStatus(name, args) {
     $("meter-text").textContent = db <= -119 ? "-inf dBFS" : `${db.toFixed(1)} dBFS`;
     return;
   }
+  if (name === "mix") {  // the weights the engine plays now, wherever they come from (sliders, XY pad, path)
+    $("mix-now").textContent = "playing: " + ui.categories.map((c, i) => `${c.replaceAll("_", " ")} ${fmt(args[i] ?? 0)}`).join(" · ");
+    return;
+  }
   if (name === "last_error") { $("last-error").textContent = args[0] ? "last error: " + args[0] : ""; return; }
   const row = document.querySelector(`#counters tr[data-status="${name}"]`);
   if (!row) return;
@@ -132,7 +136,7 @@ function connect() {
     document.body.classList.remove("offline");
     const listen = (path) => ws.send(JSON.stringify({ COMMAND: "LISTEN", DATA: path }));
     listen(`${P}/param`);
-    for (const name of ["level_dbfs", "last_error", ...COUNTERS.map((c) => c[0])]) listen(`${P}/status/${name}`);
+    for (const name of ["level_dbfs", "last_error", "mix", ...COUNTERS.map((c) => c[0])]) listen(`${P}/status/${name}`);
   };
   ws.onmessage = (e) => { if (typeof e.data !== "string") onMessage(e.data); };
   ws.onclose = () => {
