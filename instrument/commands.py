@@ -12,6 +12,7 @@ The commands (``kind`` names them in logs and listeners):
 - :class:`Trigger` -- a one-shot gesture of a category (or of the current mix), velocity, transposition;
   a note-on is a trigger that remembers its note.
 - :class:`NoteOff`, :class:`AllNotesOff` -- release voices.
+- :class:`Expression` -- per-note pitch bend and pressure for the voices of one MIDI channel (MPE).
 - :class:`Set` -- parameter values that change at one sample. The XY pad, the category mix and a
   preset's recall are ``Set`` commands.
 - :class:`Ramp`, :class:`MorphPath` -- a parameter, or the XY pad along a path, moved over a span of
@@ -38,6 +39,11 @@ from .params import MIX_WEIGHTS, MIX_XY, Param, ParamError, ParamTable, implied_
 VELOCITY = Param("velocity", 1.0, 0.0, 1.0, doc="a trigger's velocity; its gain is velocity squared")
 NOTE_PITCH = Param("pitch", 0.0, -48.0, 48.0, "semitones", doc="a trigger's transposition, on top of the pitch parameter")
 NOTE_RANGE = (0, 127)  # MIDI note numbers
+CHANNEL_RANGE = (0, 15)  # MIDI channels, 0-based: an MPE voice's channel
+TIMBRE = Param("timbre", 0.0, -1.0, 1.0, doc="a note's latent offset along the timbre direction (MPE: CC 74 at note-on; 0 = none)")
+NOTE_BEND = Param("bend", 0.0, -96.0, 96.0, "semitones", doc="a channel's per-note pitch bend (MPE)")
+PRESSURE = Param("pressure", 1.0, 0.0, 1.0, doc="a channel's per-note pressure (MPE): 1 = the note's velocity level, 0 = PRESSURE_RANGE_DB below it")
+PRESSURE_RANGE_DB = 30.0  # pressure 0 plays a note this much below its velocity's level (linear in dB in between)
 ROOT_NOTE = 60  # the note that plays a gesture untransposed
 RAMP_STEP_S = 0.05  # ramps and morph paths move the controls 20 times a second; gains and pitch glide between (50 ms smoothing)
 
@@ -52,19 +58,37 @@ class Command:
 class Trigger(Command):
     """Play a one-shot gesture: of category index ``category`` (None: the current mix), gain
     ``velocity ** 2``, ``pitch`` semitones on top of the ``pitch`` parameter. ``note`` (0..127) makes it a
-    note-on that a :class:`NoteOff` of the same note releases."""
+    note-on that a :class:`NoteOff` of the same note releases. ``channel`` (0..15) makes it an MPE voice:
+    the channel's :class:`Expression` (bend, pressure) follows it; ``timbre`` (-1..1) moves its latent
+    along a fixed direction (0: not at all)."""
 
     kind: ClassVar[str] = "trigger"
     category: int | None
     velocity: float = 1.0
     pitch: float = 0.0
     note: int | None = None
+    channel: int | None = None
+    timbre: float = 0.0
 
 
 @dataclass(frozen=True)
 class NoteOff(Command):
+    """Release the voices of ``note``: of every channel (None), or of that MPE ``channel`` only."""
+
     kind: ClassVar[str] = "note_off"
     note: int
+    channel: int | None = None
+
+
+@dataclass(frozen=True)
+class Expression(Command):
+    """Per-note expression (MPE) for the voices of MIDI ``channel``, those sounding and those that start
+    later: ``bend`` semitones on top of their pitch, ``pressure`` 0..1 for their level. None leaves one as it is."""
+
+    kind: ClassVar[str] = "expression"
+    channel: int
+    bend: float | None = None
+    pressure: float | None = None
 
 
 @dataclass(frozen=True)
@@ -214,12 +238,29 @@ class Vocabulary:
     def trigger(self, category: str | int | None = None, velocity: float = 1.0, pitch: float = 0.0) -> Trigger:
         return Trigger(self.category(category), VELOCITY.coerce(velocity), NOTE_PITCH.coerce(pitch))
 
-    def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = ROOT_NOTE) -> Trigger:
-        n = self.note(note)
-        return Trigger(self.category(category), VELOCITY.coerce(velocity), float(n - self.note(root)), n)
+    @staticmethod
+    def channel(channel: object) -> int | None:
+        """A MIDI channel, 0-based (None: none)."""
+        if channel is None:
+            return None
+        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not CHANNEL_RANGE[0] <= channel <= CHANNEL_RANGE[1]:
+            raise ParamError(f"channel must be a whole number {CHANNEL_RANGE[0]}..{CHANNEL_RANGE[1]}, got {channel!r}")
+        return int(channel)
 
-    def note_off(self, note: int) -> NoteOff:
-        return NoteOff(self.note(note))
+    def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = ROOT_NOTE,
+                channel: int | None = None, timbre: float = 0.0) -> Trigger:
+        n = self.note(note)
+        return Trigger(self.category(category), VELOCITY.coerce(velocity), float(n - self.note(root)), n,
+                       self.channel(channel), TIMBRE.coerce(timbre))
+
+    def note_off(self, note: int, channel: int | None = None) -> NoteOff:
+        return NoteOff(self.note(note), self.channel(channel))
+
+    def expression(self, channel: int, bend: float | None = None, pressure: float | None = None) -> Expression:
+        if channel is None:
+            raise ParamError("an expression needs the channel of its voices, 0..15")
+        return Expression(self.channel(channel), None if bend is None else NOTE_BEND.coerce(bend),
+                          None if pressure is None else PRESSURE.coerce(pressure))
 
     def set(self, pid: str, value: object) -> Set:
         """One parameter; moving the XY pad, the path or a category weight also switches ``mix_mode``."""
@@ -295,9 +336,15 @@ def score_event(command: Command, categories: Sequence[str]) -> tuple[str, Any, 
         fields: dict[str, Any] = {"velocity": command.velocity, "root": int(round(command.note - command.pitch))}
         if cat is not None:
             fields["category"] = cat
+        if command.channel is not None:
+            fields["channel"] = command.channel
+        if command.timbre:
+            fields["timbre"] = command.timbre
         return "note", command.note, fields
     if isinstance(command, NoteOff):
-        return "note_off", command.note, {}
+        return "note_off", command.note, {} if command.channel is None else {"channel": command.channel}
+    if isinstance(command, Expression):
+        return "expression", command.channel, {k: v for k, v in (("bend", command.bend), ("pressure", command.pressure)) if v is not None}
     if isinstance(command, AllNotesOff):
         return "all_notes_off", True, {}
     if isinstance(command, Latent):

@@ -97,11 +97,15 @@ class Controls(Protocol):
         """A one-shot gesture of ``category`` (or of the current mix when None)."""
 
     def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = 60,
-                at: int | None = None) -> None:
-        """A gesture held by a key (sustained until :meth:`note_off`), pitched from ``root``."""
+                at: int | None = None, channel: int | None = None, timbre: float = 0.0) -> None:
+        """A gesture held by a key (sustained until :meth:`note_off`), pitched from ``root``; with ``channel``
+        an MPE voice that follows that channel's :meth:`expression`, ``timbre`` (-1..1) moving its latent."""
 
-    def note_off(self, note: int, at: int | None = None) -> None:
-        """Release ``note``."""
+    def note_off(self, note: int, at: int | None = None, channel: int | None = None) -> None:
+        """Release ``note`` (of every channel, or of MPE ``channel`` only)."""
+
+    def expression(self, channel: int, bend: float | None = None, pressure: float | None = None, at: int | None = None) -> None:
+        """Per-note expression (MPE) for the voices of ``channel``: ``bend`` semitones, ``pressure`` 0..1."""
 
     def all_notes_off(self, at: int | None = None) -> None:
         """Release every held note."""

@@ -140,11 +140,15 @@ class Engine(Mixer):
         ``velocity`` 0..1 (gain = velocity^2), ``pitch`` in semitones on top of the ``pitch`` parameter."""
         self.post(self.vocabulary.trigger(category, velocity, pitch), at)
 
-    def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = 60, at: int | None = None) -> None:
-        self.post(self.vocabulary.note_on(note, velocity, category, root), at)
+    def note_on(self, note: int, velocity: float = 1.0, category: str | int | None = None, root: int = 60, at: int | None = None,
+                channel: int | None = None, timbre: float = 0.0) -> None:
+        self.post(self.vocabulary.note_on(note, velocity, category, root, channel, timbre), at)
 
-    def note_off(self, note: int, at: int | None = None) -> None:
-        self.post(self.vocabulary.note_off(note), at)
+    def note_off(self, note: int, at: int | None = None, channel: int | None = None) -> None:
+        self.post(self.vocabulary.note_off(note, channel), at)
+
+    def expression(self, channel: int, bend: float | None = None, pressure: float | None = None, at: int | None = None) -> None:
+        self.post(self.vocabulary.expression(channel, bend, pressure), at)
 
     def all_notes_off(self, at: int | None = None) -> None:
         self.post(AllNotesOff(), at)

@@ -7,6 +7,8 @@
 - **Radius**: scales the latent toward the centre (0) or past it (2), then the result is kept inside
   the distribution's support (uniform latents are clipped to [-1, 1]).
 - **Neighbours** for triggers: a seeded random step of size ``variation`` around the current latent.
+- **Timbre** for MPE notes: a fixed direction of its own (orthogonal to the macros) that CC 74 at
+  note-on moves a note's latent along.
 - **Category mix**: normalised weights, the XY pad's bilinear blend of its four corner categories, or a
   path through the categories in order (neighbours crossfaded).
 """
@@ -22,6 +24,7 @@ from .params import MIX_PATH, MIX_WEIGHTS, MIX_XY, N_MACROS, weight_id
 
 MACRO_SEED = 0x6E57  # fixed forever: a macro is the same direction in every session
 MACRO_SCALE = 0.5  # a macro at +-1 moves the latent by this fraction of sqrt(latent_dim) (its typical length)
+TIMBRE_SEED = 0x7B1E  # fixed forever, as the macros': a note's timbre (MPE CC 74) is the same move everywhere
 
 
 class LatentSpace:
@@ -33,6 +36,10 @@ class LatentSpace:
         k = min(N_MACROS, q.shape[1])
         self.directions = np.zeros((N_MACROS, d), np.float32)
         self.directions[:k] = (q[:, :k].T * MACRO_SCALE * np.sqrt(d)).astype(np.float32)
+        # the timbre direction: its own seed (the macros' stay as they were), made orthogonal to the macros
+        t = np.random.default_rng(TIMBRE_SEED).standard_normal(d)
+        t -= q[:, :k] @ (q[:, :k].T @ t)
+        self.timbre_direction = (t / (np.linalg.norm(t) or 1.0) * MACRO_SCALE * np.sqrt(d)).astype(np.float32)
         self._base: dict[int, np.ndarray] = {}
 
     def base(self, seed: int) -> np.ndarray:
@@ -53,6 +60,12 @@ class LatentSpace:
         """``base`` (default: the seed's) moved by the macros, scaled by the radius, kept in the support."""
         z = (self.base(seed) if base is None else base) + macros.astype(np.float32) @ self.directions
         return self.clip_to_support(z * np.float32(radius))
+
+    def timbre(self, z: np.ndarray, timbre: float) -> np.ndarray:
+        """``z`` moved along the timbre direction by ``timbre`` (-1..1, as far as a macro at +-1), in the support."""
+        if timbre == 0:
+            return z
+        return self.clip_to_support(z + np.float32(timbre) * self.timbre_direction)
 
     def neighbour(self, z: np.ndarray, variation: float, rng: np.random.Generator) -> np.ndarray:
         if variation <= 0:

@@ -1,5 +1,6 @@
 """MIDI input's meaning: the map's actions (notes, zones, controllers, 14-bit pairs, the sustain pedal,
-pitch bend, program changes) and MIDI learn. The ports and hot-plug are :mod:`instrument.midiports`'s;
+pitch bend, program changes), MPE's per-note expression (:mod:`instrument.mpe` says what each message
+means) and MIDI learn. The ports and hot-plug are :mod:`instrument.midiports`'s;
 bytes arrive here already stripped of sysex, clock and active sensing (dropped inside RtMidi), are
 decoded here (three bytes, no objects) and checked, and unmapped messages cost a dict lookup. mido
 provides the port listing (``gesturegan midi-ports``) and is what tests and the MIDI file renderer use
@@ -21,6 +22,7 @@ from typing import Any, Callable
 from .control import Controls
 from .midimap import MidiMap, append_binding, binding
 from .midiports import POLL_S, MidiInputs
+from .mpe import MpeState
 from .presets import PresetError, PresetLibrary, recall
 
 log = logging.getLogger("gesturegan.midi")
@@ -56,7 +58,10 @@ class MidiController:
         self._lsb_of = midi_map.lsb_of()
         self._msb: dict[tuple[int, int], int] = {}  # (channel, cc) -> last MSB of a 14-bit pair
         self._sustain = [False] * 16
-        self._held: list[set[int]] = [set() for _ in range(16)]  # notes released while the pedal was down
+        # notes released while the pedal was down, by the pedal's channel: (note, the MPE voice's channel or None)
+        self._held: list[set[tuple[int, int | None]]] = [set() for _ in range(16)]
+        m = midi_map
+        self.mpe = MpeState(m.mpe_lower, m.mpe_upper, m.mpe_bend_range, m.mpe_manager_bend_range, m.mpe_timbre_cc)
         self._learn: tuple[str, Callable[[str, str], None] | None] | None = None
         self._learn_pending: list[Any] | None = None  # [channel, cc, fine, timer]
         self._lock = threading.Lock()  # learn state, touched by the MIDI and OSC threads
@@ -81,19 +86,28 @@ class MidiController:
         if n < need:
             self.stats.malformed += 1
             return
-        if self.map.channel and ch != self.map.channel - 1:
+        role = self.mpe.role(ch)  # (zone, is_manager) on an MPE zone's channel: those pass any channel filter
+        if self.map.channel and ch != self.map.channel - 1 and role is None:
             self.stats.ignored += 1
             return
+        member = role is not None and not role[1]
         try:
             if kind == 0x90 and data[2] > 0:
-                self._note_on(ch, data[1], data[2], at)
+                self._note_on(ch, data[1], data[2], at, member)
             elif kind == 0x80 or kind == 0x90:
-                self._note_off(ch, data[1], at)
+                self._note_off(ch, data[1], at, member)
             elif kind == 0xB0:
-                self._control(ch, data[1], data[2], at)
+                self._control(ch, data[1], data[2], at, member)
             elif kind == 0xE0:
                 bend = ((data[2] << 7) | data[1]) - 8192
-                self.engine.set(self.map.bend_param, self.map.bend_range * bend / (8191 if bend > 0 else 8192), at)
+                b = bend / (8191 if bend > 0 else 8192)
+                if member:  # the note's own glide
+                    self.engine.expression(ch, bend=role[0].bend_range * b, at=at)
+                else:  # the whole instrument, or the whole zone from its manager channel
+                    self.engine.set(self.map.bend_param, (role[0].manager_bend_range if role else self.map.bend_range) * b, at)
+                self.stats.controls += 1
+            elif kind == 0xD0 and member:  # channel pressure on a member channel: the note's level
+                self.engine.expression(ch, pressure=data[1] / 127.0, at=at)
                 self.stats.controls += 1
             elif kind == 0xC0:
                 if self.inputs.running and at is None:  # a preset is a file to read: not on RtMidi's thread (JACK's, with the JACK API)
@@ -107,18 +121,30 @@ class MidiController:
             self.stats.refused += 1
             log.warning("MIDI %s: %s", bytes(data).hex(" "), e)
 
-    def _note_on(self, ch: int, note: int, velocity: int, at: int | None = None) -> None:
+    def _pedal(self, ch: int, member: bool) -> int:
+        """The channel whose sustain pedal holds this channel's notes: an MPE member's is its zone manager's."""
+        return self.mpe.role(ch)[0].manager if member else ch
+
+    def _note_on(self, ch: int, note: int, velocity: int, at: int | None = None, member: bool = False) -> None:
         zone = self.map.zone(note)
         cat = zone.category
         if cat == "by_note":
             cat = (note - zone.low) % self.engine.info.n_categories
-        self._held[ch].discard(note)
-        self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note, at=at)
+        voice_ch = ch if member else None
+        self._held[self._pedal(ch, member)].discard((note, voice_ch))
+        if member:
+            self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note, at=at, channel=ch,
+                                timbre=self.mpe.timbre(ch))
+        else:
+            self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note, at=at)
         self.stats.notes += 1
 
-    def _note_off(self, ch: int, note: int, at: int | None = None) -> None:
-        if self._sustain[ch]:
-            self._held[ch].add(note)
+    def _note_off(self, ch: int, note: int, at: int | None = None, member: bool = False) -> None:
+        pedal, voice_ch = self._pedal(ch, member), (ch if member else None)
+        if self._sustain[pedal]:
+            self._held[pedal].add((note, voice_ch))
+        elif member:
+            self.engine.note_off(note, at, channel=ch)
         else:
             self.engine.note_off(note, at)
         self.stats.notes += 1
@@ -129,7 +155,23 @@ class MidiController:
             v = round(v)  # a knob over a whole-number parameter (a seed refuses fractions) steps through its values
         self.engine.set(b.param, v, at)
 
-    def _control(self, ch: int, cc: int, value: int, at: int | None = None) -> None:
+    def _control(self, ch: int, cc: int, value: int, at: int | None = None, member: bool = False) -> None:
+        rpn = self.mpe.registered(ch, cc, value)  # registered parameters: MPE configuration, bend ranges
+        if rpn is not None:
+            if rpn == "plain_bend_range":
+                self.map.bend_range = self.mpe.plain_bend_range
+            if rpn == "other":  # a registered parameter we have no use for
+                self.stats.ignored += 1
+            else:
+                self.stats.controls += 1
+            return
+        if member:  # a member channel's controllers are its note's: CC 74 its timbre, the rest not ours
+            if cc == self.mpe.timbre_cc:
+                self.mpe.set_timbre(ch, value)
+                self.stats.controls += 1
+            else:
+                self.stats.ignored += 1
+            return
         if self._learn is not None and self._take_learn(ch, cc):
             return
         b = self.map.ccs.get(cc)
@@ -151,8 +193,11 @@ class MidiController:
             down = value >= 64
             self._sustain[ch] = down
             if not down:
-                for note in sorted(self._held[ch]):
-                    self.engine.note_off(note, at)
+                for note, voice_ch in sorted(self._held[ch], key=lambda h: (h[0], -1 if h[1] is None else h[1])):
+                    if voice_ch is None:
+                        self.engine.note_off(note, at)
+                    else:
+                        self.engine.note_off(note, at, channel=voice_ch)
                 self._held[ch].clear()
             self.stats.controls += 1
         elif cc in (120, 123):  # all sound off, all notes off

@@ -56,6 +56,13 @@ class MidiMap:
     ccs: dict[int, CCBinding] = field(default_factory=dict)
     programs: dict[int, str] = field(default_factory=dict)
     path: Path | None = None
+    # MPE ([mpe]): member channels of the lower and upper zones (0 = none until the controller's MPE
+    # Configuration Message says otherwise), their pitch-bend ranges and the timbre controller
+    mpe_lower: int = 0
+    mpe_upper: int = 0
+    mpe_bend_range: float = 48.0
+    mpe_manager_bend_range: float = 2.0
+    mpe_timbre_cc: int = 74
 
     def zone(self, note: int) -> NoteZone:
         for z in self.zones:
@@ -121,6 +128,18 @@ def parse_map(doc: dict, table: ParamTable, categories: tuple[str, ...], path: P
     if isinstance(rng, bool) or not isinstance(rng, (int, float)) or not 0 <= rng <= 48:
         raise MidiMapError(f"{src}: [pitch_bend] range must be 0..48 semitones, got {rng!r}")
     m.bend_range = float(rng)
+    mpe = doc.get("mpe", {})
+    m.mpe_lower = _int(mpe.get("lower", 0), 0, 15, f"{src}: [mpe] lower")
+    m.mpe_upper = _int(mpe.get("upper", 0), 0, 15, f"{src}: [mpe] upper")
+    if m.mpe_lower and m.mpe_upper and m.mpe_lower + m.mpe_upper > 14:
+        raise MidiMapError(f"{src}: [mpe] lower {m.mpe_lower} + upper {m.mpe_upper} member channels is more than the 14 "
+                           "that two zones with their manager channels leave")
+    for key, default in (("bend_range", 48.0), ("manager_bend_range", 2.0)):
+        v = mpe.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 96:
+            raise MidiMapError(f"{src}: [mpe] {key} must be 0..96 semitones, got {v!r}")
+        setattr(m, f"mpe_{key}", float(v))
+    m.mpe_timbre_cc = _int(mpe.get("timbre_cc", 74), 0, 127, f"{src}: [mpe] timbre_cc")
     sustain = doc.get("sustain", {}).get("cc", 64)
     m.sustain_cc = None if sustain == -1 else _int(sustain, 0, 127, f"{src}: [sustain] cc")
     for i, e in enumerate(doc.get("cc", [])):

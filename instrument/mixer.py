@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from .commands import RAMP_STEP_S, AllNotesOff, Command, Latent, MorphPath, NoteOff, Ramp, Set, Swap, Trigger, Vocabulary
+from .commands import RAMP_STEP_S, AllNotesOff, Command, Expression, Latent, MorphPath, NoteOff, Ramp, Set, Swap, Trigger, Vocabulary
 from .contract import ModelInfo
 from .dsp import SafetyChain, Smoother, db_to_gain
 from .latent import LatentSpace, category_mix, clip_key, one_hot
@@ -26,7 +26,7 @@ from .params import N_MACROS, build_table
 from .realtime import ENGINE_RT_PRIORITY
 from .schedule import Event, Schedule
 from .telemetry import Telemetry
-from .voices import STEAL_S, Layer, Voice, pitch_ratio
+from .voices import STEAL_S, Expressions, Layer, Voice, pitch_ratio
 from .worker import ClipSource, GenerationWorker, Request
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
@@ -88,7 +88,8 @@ class Mixer:
         self._z = np.zeros(info.latent_dim, np.float32)
         self._mix = np.zeros(info.n_categories, np.float32)
         self._variant_count: dict[bytes, int] = {}
-        self._waiting: list[tuple[bytes, int, float, float, int | None]] = []  # (key, time, velocity, ratio, note)
+        self._waiting: list[tuple[bytes, int, float, Trigger]] = []  # (key, time, ratio, trigger) whose clip is not ready
+        self.expressions = Expressions()  # MPE: each channel's bend and pressure
         self._layer_want: tuple[bytes, np.ndarray] | None = None
         self._layer_last_request = -10**12
         self._layer_next: tuple[bytes, np.ndarray] | None = None  # the drifted clip to move on to
@@ -169,7 +170,7 @@ class Mixer:
         z = self.space.neighbour(self._z, variation, np.random.default_rng(seed))
         return self._key(z, mix), z
 
-    def _start_voice(self, clip: np.ndarray, velocity: float, ratio: float, note: int | None, at: int) -> None:
+    def _start_voice(self, clip: np.ndarray, command: Trigger, ratio: float, at: int) -> None:
         poly = int(self.values["polyphony"])
         sounding = [vc for vc in self.voices if not vc.releasing]
         while len(sounding) >= poly:  # steal the quietest, quickly but without a click
@@ -181,8 +182,10 @@ class Mixer:
             self.voices.remove(min((vc for vc in self.voices if vc.releasing), key=lambda vc: vc.started_at, default=self.voices[0]))
         sr = self.sample_rate
         self._recent = (at, clip)
-        self.voices.append(Voice(clip, ratio, velocity * velocity, int(self.values["attack"] * sr), int(self.values["release"] * sr),
-                                 note, at))
+        vc = Voice(clip, ratio, command.velocity ** 2, int(self.values["attack"] * sr), int(self.values["release"] * sr),
+                   command.note, at, command.channel)
+        self.expressions.start(vc)
+        self.voices.append(vc)
 
     def _apply(self, ev: Event, at: int) -> None:
         command = ev.command
@@ -198,11 +201,13 @@ class Mixer:
                     self._set(pid, v)
             case Trigger():
                 self._trigger(command, at)
-            case NoteOff(note=note):
+            case NoteOff(note=note, channel=ch):  # an MPE note-off releases its channel's voice of that note only
                 for vc in self.voices:
-                    if vc.note == note:
+                    if vc.note == note and (ch is None or vc.channel == ch):
                         vc.release()
-                self._waiting = [w for w in self._waiting if w[4] != note]
+                self._waiting = [w for w in self._waiting if not (w[3].note == note and (ch is None or w[3].channel == ch))]
+            case Expression():
+                self.expressions.apply(command, self.voices)
             case AllNotesOff():
                 for vc in self.voices:
                     vc.release()
@@ -225,13 +230,16 @@ class Mixer:
             self._variant_count.clear()
         self._variant_count[base] = n + 1
         key, z = self._variant(mix, n)
+        if command.timbre:  # an MPE note's CC 74: its own latent, along the timbre direction
+            z = self.space.timbre(z, command.timbre)
+            key = self._key(z, mix)
         ratio = pitch_ratio(self._pitch.target + command.pitch)
         clip = self.clips.want(key, z, mix)
         if clip is not None:
-            self._start_voice(clip, command.velocity, ratio, command.note, at)
+            self._start_voice(clip, command, ratio, at)
             self.telemetry.trigger_delays.append(0)
         else:
-            self._waiting.append((key, at, command.velocity, ratio, command.note))
+            self._waiting.append((key, at, ratio, command))
         self._dirty = True  # the next variant should be rendered ahead
 
     def _set(self, pid: str, v: float) -> None:
@@ -265,14 +273,14 @@ class Mixer:
         """Once per block: clips that arrived (looked up in the worker's cache), the layer's next clip, render-ahead."""
         if self._waiting:
             still = []
-            for key, t, velocity, ratio, note in self._waiting:
+            for key, t, ratio, command in self._waiting:
                 clip = self.worker.get(key)
                 if clip is None and self._t - t > GIVE_UP_S * self.sample_rate:
                     self.telemetry.dropped_triggers += 1  # its clip never came (a model error): a late gesture is a wrong one
                 elif clip is None:
-                    still.append((key, t, velocity, ratio, note))
+                    still.append((key, t, ratio, command))
                 else:
-                    self._start_voice(clip, velocity, ratio, note, self._t)
+                    self._start_voice(clip, command, ratio, self._t)
                     self.telemetry.late_triggers += 1
                     self.telemetry.trigger_delays.append(self._t - t)
             self._waiting = still[-64:]

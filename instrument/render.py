@@ -46,11 +46,13 @@ def _post(eng: Controls, score: Score, e: Event, where: str, presets: PresetLibr
         eng.trigger(None if v == "mix" else v, f.get("velocity", 1.0), f.get("pitch", 0.0), at=at)
     elif e.kind == "note":
         root = int(f.get("root", ROOT_NOTE))
-        eng.note_on(v, f.get("velocity", 0.8), f.get("category"), root=root, at=at)
+        eng.note_on(v, f.get("velocity", 0.8), f.get("category"), root=root, at=at, channel=f.get("channel"), timbre=f.get("timbre", 0.0))
         if "length" in f:
-            eng.note_off(v, at=score.sample(e.at + f["length"]))
+            eng.note_off(v, at=score.sample(e.at + f["length"]), channel=f.get("channel"))
     elif e.kind == "note_off":
-        eng.note_off(v, at=at)
+        eng.note_off(v, at=at, channel=f.get("channel"))
+    elif e.kind == "expression":
+        eng.expression(v, f.get("bend"), f.get("pressure"), at=at)
     elif e.kind == "all_notes_off":
         eng.all_notes_off(at=at)
     elif e.kind == "set":

@@ -27,8 +27,10 @@ A TOML score::
 Event kinds and their fields (``at`` always; times ascending):
 
 - ``trigger = category | index | "mix"``: ``velocity`` 0..1, ``pitch`` semitones.
-- ``note = 0..127``: ``velocity`` 0..1, ``length`` (then a note off), ``category``, ``root`` (60).
-- ``note_off = note``; ``all_notes_off = true``.
+- ``note = 0..127``: ``velocity`` 0..1, ``length`` (then a note off), ``category``, ``root`` (60), ``channel``
+  (0..15: an MPE voice, following that channel's expression), ``timbre`` (-1..1: its latent offset).
+- ``note_off = note``: ``channel`` (an MPE note's, 0..15; default every channel's); ``all_notes_off = true``.
+- ``expression = channel``: ``bend`` semitones, ``pressure`` 0..1 (MPE: the voices of that channel).
 - ``set = { id = value, ... }``: parameters (ids from the parameter table; out of range is an error).
 - ``ramp = "id"``: ``to``, ``over``, optional ``from`` (default: the value it has then).
 - ``morph = [x, y]`` or ``[[x, y], [x, y], ...]`` (an XY pad path, walked at constant speed ``over``).
@@ -46,16 +48,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .commands import NOTE_PITCH, NOTE_RANGE, ROOT_NOTE, VELOCITY
+from .commands import CHANNEL_RANGE, NOTE_BEND, NOTE_PITCH, NOTE_RANGE, PRESSURE, ROOT_NOTE, TIMBRE, VELOCITY
 from .files import read_toml, shipped, toml_value, write_atomic
 from .params import ParamTable, build_table
 
 TIME_UNITS = ("seconds", "beats", "samples")
-KINDS = ("trigger", "note", "note_off", "all_notes_off", "set", "ramp", "morph", "layer", "preset", "mix", "latent")
+KINDS = ("trigger", "note", "note_off", "all_notes_off", "expression", "set", "ramp", "morph", "layer", "preset", "mix", "latent")
 FIELDS = {
     "trigger": {"velocity", "pitch"},
-    "note": {"velocity", "length", "category", "root"},
-    "note_off": set(), "all_notes_off": set(), "set": set(),
+    "note": {"velocity", "length", "category", "root", "channel", "timbre"},
+    "note_off": {"channel"}, "all_notes_off": set(), "set": set(),
+    "expression": {"bend", "pressure"},
     "ramp": {"to", "over", "from", "step"},
     "morph": {"over"},
     "layer": set(), "preset": set(), "mix": set(), "latent": set(),
@@ -197,11 +200,14 @@ class At:
         return self._add("trigger", "mix" if category is None else category, velocity=velocity, pitch=pitch)
 
     def note(self, note: int, velocity: float = 0.8, length: float | None = None, category: str | int | None = None,
-             root: int | None = None) -> "At":
-        return self._add("note", note, velocity=velocity, length=length, category=category, root=root)
+             root: int | None = None, channel: int | None = None, timbre: float | None = None) -> "At":
+        return self._add("note", note, velocity=velocity, length=length, category=category, root=root, channel=channel, timbre=timbre)
 
-    def note_off(self, note: int) -> "At":
-        return self._add("note_off", note)
+    def note_off(self, note: int, channel: int | None = None) -> "At":
+        return self._add("note_off", note, channel=channel)
+
+    def expression(self, channel: int, bend: float | None = None, pressure: float | None = None) -> "At":
+        return self._add("expression", channel, bend=bend, pressure=pressure)
 
     def all_notes_off(self) -> "At":
         return self._add("all_notes_off", True)
@@ -234,6 +240,12 @@ def _category(v: Any, where: str) -> None:
         raise ScoreError(f"{where} must be a category name, its index or \"mix\", got {v!r}")
 
 
+def _channel(v: Any, where: str) -> None:
+    lo, hi = CHANNEL_RANGE
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ScoreError(f"{where} must be a MIDI channel {lo}..{hi} (0-based), got {v!r}")
+
+
 def check_event(table: ParamTable, e: Event, where: str) -> None:
     """Every field of one event, before anything renders."""
     if e.kind not in KINDS:
@@ -259,6 +271,18 @@ def check_event(table: ParamTable, e: Event, where: str) -> None:
             if "category" in f:
                 _category(f["category"], f"{where}: category")
             _num(f.get("root", ROOT_NOTE), f"{where}: root", lo, hi)
+            if "timbre" in f:
+                _num(f["timbre"], f"{where}: timbre", TIMBRE.min, TIMBRE.max)
+        if "channel" in f:
+            _channel(f["channel"], f"{where}: channel")
+    elif e.kind == "expression":
+        _channel(v, f"{where}: expression")
+        if not f:
+            raise ScoreError(f"{where}: expression needs bend = <semitones> or pressure = <0..1>")
+        if "bend" in f:
+            _num(f["bend"], f"{where}: bend", NOTE_BEND.min, NOTE_BEND.max)
+        if "pressure" in f:
+            _num(f["pressure"], f"{where}: pressure", PRESSURE.min, PRESSURE.max)
     elif e.kind == "set":
         if not isinstance(v, dict) or not v:
             raise ScoreError(f"{where}: set must be a table of parameter = value, got {v!r}")

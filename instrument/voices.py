@@ -1,7 +1,8 @@
 """Voices: one-shot voices for triggers and notes, and the continuous layer.
 
 A :class:`Voice` plays one clip once: pitch by resampling (``ratio`` = 2^(semitones/12)), a gain from
-velocity, a linear attack, and a linear release on note-off or when stolen (quickly, ``STEAL_S``).
+velocity, a linear attack, and a linear release on note-off or when stolen (quickly, ``STEAL_S``). An MPE
+voice also follows its channel's expression: a pitch bend and a pressure level (:meth:`Voice.express`).
 
 The :class:`Layer` always has something to play once started: new clips come in with an equal-power
 crossfade from whatever is playing; when the playing clip nears its end and nothing new has come,
@@ -15,7 +16,8 @@ import itertools
 
 import numpy as np
 
-from .dsp import equal_power, read_resampled
+from .commands import PRESSURE_RANGE_DB, Expression
+from .dsp import db_to_gain, equal_power, read_resampled
 
 STEAL_S = 0.005  # a stolen voice fades out this fast: quick, but not a click
 END_FADE_S = 0.002  # every clip's last samples fade to 0 (applied once, when the clip arrives)
@@ -29,12 +31,17 @@ def pitch_ratio(semitones: float) -> float:
 
 class Voice:
     def __init__(self, clip: np.ndarray, ratio: float, gain: float, attack_n: int, release_n: int,
-                 note: int | None = None, started_at: int = 0) -> None:
+                 note: int | None = None, started_at: int = 0, channel: int | None = None) -> None:
         self.id = next(_ids)
         self.clip, self.ratio, self.gain = clip, ratio, gain
         self.attack_n, self.release_n = max(1, attack_n), max(1, release_n)
-        self.note = note
+        self.note, self.channel = note, channel
         self.started_at = started_at
+        # per-note expression (MPE): a pitch ratio on top of ``ratio`` (a block at a time) and a level that
+        # glides to its target over each block, so pressure never clicks
+        self.bend_ratio = 1.0
+        self.expression_gain = 1.0
+        self._expression_now = 1.0
         self.pos = 0.0
         self.level = 0.0  # envelope level now
         self.releasing = False
@@ -55,8 +62,19 @@ class Voice:
         rms = float(np.sqrt(np.mean(seg * seg))) if len(seg) else 0.0
         return self.gain * self.level * (rms + 1e-9)
 
+    def express(self, bend_ratio: float, gain: float, at_once: bool = False) -> None:
+        """The channel's expression: pitch ratio ``bend_ratio`` from the next block, level ``gain`` glided to
+        over the next block (``at_once``: from the first sample, for a voice that has not sounded yet)."""
+        self.bend_ratio, self.expression_gain = bend_ratio, gain
+        if at_once:
+            self._expression_now = gain
+
     def render(self, n: int) -> np.ndarray:
-        audio, self.pos = read_resampled(self.clip, self.pos, self.ratio, n)
+        audio, self.pos = read_resampled(self.clip, self.pos, self.ratio * self.bend_ratio, n)
+        if self._expression_now != self.expression_gain or self.expression_gain != 1.0:
+            g0, g1 = self._expression_now, self.expression_gain
+            audio *= (g0 + (g1 - g0) * np.arange(1, n + 1, dtype=np.float32) / max(1, n)) if g0 != g1 else np.float32(g1)
+            self._expression_now = g1
         if self.releasing:
             env = self.level - self._release_step * np.arange(1, n + 1, dtype=np.float32)
             np.maximum(env, 0.0, out=env)
@@ -70,6 +88,32 @@ class Voice:
         if (self.releasing and self.level <= 0.0) or self.pos >= len(self.clip) - 1:
             self.done = True
         return audio
+
+
+class Expressions:
+    """Each MIDI channel's per-note expression (MPE): its last bend and pressure, applied to the voices of
+    that channel as it changes and to a voice of it as it starts (a bend before the note-on counts)."""
+
+    def __init__(self) -> None:
+        self._by_channel: dict[int, tuple[float, float]] = {}  # channel -> (bend semitones, pressure 0..1)
+
+    @staticmethod
+    def _targets(bend: float, pressure: float) -> tuple[float, float]:
+        return pitch_ratio(bend), db_to_gain(-PRESSURE_RANGE_DB * (1.0 - pressure))
+
+    def apply(self, command: Expression, voices: list[Voice]) -> None:
+        bend, pressure = self._by_channel.get(command.channel, (0.0, 1.0))
+        bend = bend if command.bend is None else command.bend
+        pressure = pressure if command.pressure is None else command.pressure
+        self._by_channel[command.channel] = (bend, pressure)
+        ratio, gain = self._targets(bend, pressure)
+        for vc in voices:
+            if vc.channel == command.channel:
+                vc.express(ratio, gain)
+
+    def start(self, voice: Voice) -> None:
+        if voice.channel is not None and voice.channel in self._by_channel:
+            voice.express(*self._targets(*self._by_channel[voice.channel]), at_once=True)
 
 
 class Layer:
