@@ -123,15 +123,19 @@ class AdversarialSteps:
         out["wasserstein"] = (s_real.mean(dim=1) - s_fake.mean(dim=1)).sum().detach()  # the critics' real-minus-fake gap
         return out
 
-    def generator_step(self, cat: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """One generator update for one-hot ``cat : [B, n]``; None if the loss was NaN/Inf. With mode seeking
-        the batch's second half repeats the first half's categories (pairs of latents, one category)."""
+    def generator_step(self, cat: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor] | None:
+        """One generator update for one-hot ``cat : [B, n]`` at training step ``step``; None if the loss was
+        NaN/Inf. With mode seeking (from step ``--mode-seeking-from``)
+        the batch's second half repeats the first half's categories (pairs of latents, one category): every
+        other label, so a batch in category order keeps every category (its first half would hold only
+        the first categories) and its minibatch-stddev groups still hold one category each."""
         c, n = self.c, self.nets
         b = cat.shape[0]
-        seeking = c.mode_seeking > 0 and b >= 2
+        seeking = c.mode_seeking > 0 and b >= 2 and step >= c.mode_seeking_from
         if seeking:
             h = b // 2
-            cat = torch.cat([cat[:h], cat[:h], cat[2 * h :]])
+            half = cat[0 : 2 * h : 2]
+            cat = torch.cat([half, half, cat[2 * h :]])
         for p in n.D.parameters():
             p.requires_grad_(False)
         out = {}

@@ -29,7 +29,7 @@ WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its
 MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional",
                 "spectral_critics", "mbstd", "conditioning", "envelope")
 # The fields that define how the networks learn: a resumed run must agree on them too.
-RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "init",
+RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
                  "aux_class", "aux_confidence", "line_penalty", "fake_batches")
 
 RECIPES: dict[str, dict] = {
@@ -72,6 +72,7 @@ class TrainConfig:
     r1_every: int = 16  # lazy R1: every this many critic updates
     augment: str = "none"  # WaveGAN: "shift,gain,polarity", any subset, or "none"
     mode_seeking: float = 0.0  # weight of the mode-seeking term against conditional collapse (0 = off)
+    mode_seeking_from: int = 0  # the step it starts at (0: from the first), so the categories are learnt first
     aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     aux_confidence: float = 0.0  # the generator's classifier reward stops at this probability of the category (0 = never)
     fake_batches: str = "sorted"  # generator-step categories in category order like real batches ("drawn": the old order)
@@ -116,6 +117,7 @@ class TrainConfig:
             (self.r1_gamma >= 0, "r1_gamma", ">= 0"),
             (self.r1_every >= 1, "r1_every", ">= 1"),
             (self.mode_seeking >= 0, "mode_seeking", ">= 0 (0 turns it off)"),
+            (self.mode_seeking_from >= 0, "mode_seeking_from", ">= 0 (a step)"),
             (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (0 <= self.aux_confidence < 1, "aux_confidence", "in [0, 1) (0: the reward never stops), e.g. 0.9"),
             (self.line_penalty >= 0, "line_penalty", ">= 0 (0 turns it off)"),
@@ -139,6 +141,9 @@ class TrainConfig:
         if self.unconditional and self.aux_class > 0:
             raise ValueError(f"--aux-class {self.aux_class:g} with --unconditional: there are no categories to classify; "
                              "use --aux-class 0, or train with categories")
+        if self.mode_seeking_from > 0 and self.mode_seeking == 0:
+            raise ValueError(f"--mode-seeking-from {self.mode_seeking_from} with --mode-seeking 0: there is no term to start; "
+                             "add --mode-seeking W, or leave --mode-seeking-from out")
         if self.aux_confidence > 0 and self.aux_class == 0:
             raise ValueError(f"--aux-confidence {self.aux_confidence:g} with --aux-class 0: there is no classifier to be "
                              "confident; add --aux-class W, or use --aux-confidence 0")
@@ -244,6 +249,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="WaveGAN generator's initial weights: PyTorch's default, or Kaiming so the latent matters from step 1")
     o.add_argument("--mode-seeking", type=float, default=b,
                    help="weight of the mode-seeking term: latents that differ make clips that differ (default 0: off)")
+    o.add_argument("--mode-seeking-from", type=int, default=b, metavar="STEP",
+                   help="start the mode-seeking term at this step, once the categories are learnt (default 0: from the first)")
     o.add_argument("--aux-class", type=float, default=b,
                    help="weight of a category classifier in each critic, trained on real clips, that the generator "
                         "must convince (AC-GAN; default 0: off)")

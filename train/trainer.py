@@ -357,7 +357,7 @@ class Trainer:
             if m is None:
                 return None
             out.update(m)
-        g = self.steps.generator_step(self._fake_labels())
+        g = self.steps.generator_step(self._fake_labels(), self.step)
         if g is None:
             return None
         if self.G_ema is not None:

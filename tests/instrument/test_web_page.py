@@ -38,22 +38,21 @@ def value(base: str, path: str):
 
 @pytest.fixture
 def playing(jack, tmp_path):
-    """A real ``gesturegan play`` on JACK with its control page; yields (page URL, base URL, process, score path)."""
+    """A real ``gesturegan play`` on JACK with its control page; yields (page URL, base URL, process, score
+    path, its stderr file). Its output goes to files, not pipes: a pipe is only closed when every process
+    holding it is, so a waiting pipe would say nothing about whether ``play`` itself ended."""
     model = engine_model_file(tmp_path / "m.onnx", n_samples=16384, categories=GESTURES)
-    take = tmp_path / "take.toml"
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "instrument", "play", "--model", str(model), "--seconds", "120", "--quiet",
-                             "--osc-port", "0", "--web-port", "0", "--record-score", str(take)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    take, out, err = tmp_path / "take.toml", tmp_path / "play.out", tmp_path / "play.err"
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.Popen([sys.executable, "-u", "-X", "faulthandler", "-m", "instrument", "play", "--model", str(model),
+                                 "--seconds", "120", "--quiet", "--osc-port", "0", "--web-port", "0", "--record-score", str(take)],
+                                stdout=o, stderr=e, stdin=subprocess.DEVNULL)
     try:
-        lines = []
-        for _ in range(4):
-            lines.append(proc.stdout.readline())
-            m = re.search(r"control page: (http://\S+/ui/)\s", lines[-1])
-            if m:
-                break
-        assert m, "".join(lines) + (proc.stderr.read() if proc.poll() is not None else "")
+        assert wait_for(lambda: "control page:" in out.read_text() or proc.poll() is not None, 30, 0.05), out.read_text()
+        m = re.search(r"control page: (http://\S+/ui/)\s", out.read_text())
+        assert m, out.read_text() + err.read_text()
         page_url = m.group(1)
-        yield page_url, page_url[: -len("/ui/")], proc, take
+        yield page_url, page_url[: -len("/ui/")], proc, take, err
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -62,7 +61,7 @@ def playing(jack, tmp_path):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; tests/install_and_test.sh does it as root)")
 def test_the_page_plays_the_instrument_in_a_real_browser(playing):
-    page_url, base, proc, take = playing
+    page_url, base, proc, take, play_err = playing
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM)
@@ -115,12 +114,17 @@ def test_the_page_plays_the_instrument_in_a_real_browser(playing):
 
             # the instrument goes away: the page shows it, greyed out and reconnecting, not silently stale
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # say where it hangs: faulthandler prints every thread's stack on SIGABRT
+                proc.send_signal(signal.SIGABRT)
+                proc.wait(timeout=10)
+                pytest.fail("gesturegan play did not end within 30 s of Ctrl-C:\n" + play_err.read_text()[-6000:])
             sync_api.expect(page.locator("#connection")).to_contain_text("disconnected", timeout=10000)
             assert "offline" in (page.locator("body").get_attribute("class") or "")
         finally:
             browser.close()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, play_err.read_text()
     assert not errors, errors
     events = tomllib.loads(take.read_text())["event"]
     triggers = [e for e in events if "trigger" in e]

@@ -308,6 +308,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--aux-class", "1", "--aux-confidence", "1"], "aux_confidence must be in [0, 1)"),
     (["--arch", "specgan", "--line-penalty", "0.01"], "--line-penalty 0.01 with --arch specgan"),
     (["--line-penalty", "-1"], "line_penalty must be >= 0"),
+    (["--mode-seeking-from", "800"], "--mode-seeking-from 800 with --mode-seeking 0"),
+    (["--mode-seeking", "0.05", "--mode-seeking-from", "-1"], "mode_seeking_from must be >= 0"),
 ])
 def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
     tiny = [a for a in TINY if a != "--quiet"]
@@ -393,6 +395,26 @@ def test_kaiming_init_makes_the_latent_matter_from_the_first_step():
     assert spread(g) > 10 * before
     w = g.ups[0].conv.weight.view(g.ups[0].c_out, 4, g.ups[0].conv.in_channels, -1)
     assert torch.equal(w[:, 0], w[:, 3])  # ICNR symmetry kept
+
+
+def test_mode_seeking_pairs_keep_every_category_of_a_sorted_batch_and_start_when_asked(tiny_cache, tmp_path):
+    """The mode-seeking term pairs two latents of one category: the batch's second half repeats the first
+    half's categories. Taken from every other label, so a batch in category order (the default) keeps every
+    category; its first half alone held only the first two of four, and the others got no generator step."""
+    cfg = resolve_config(str(tiny_cache), str(tmp_path / "run"), "laptop", model_dim=4, batch_size=8, steps=3, preview_every=0,
+                         checkpoint_every=100, progress=False, mode_seeking=0.05, mode_seeking_from=2)
+    t = Trainer(cfg, log=lambda *a: None)
+    seen = []
+    g = t.steps.nets.g_train
+    t.steps.nets.g_train = lambda z, cat: (seen.append(cat.argmax(1).tolist()), g(z, cat))[1]
+    try:
+        labels = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), 4).float()
+        before = t.steps.generator_step(labels, step=1)
+        after = t.steps.generator_step(labels, step=2)
+    finally:
+        t.close()
+    assert "mode_seeking" not in before and math.isfinite(float(after["mode_seeking"]))
+    assert seen == [[0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 2, 3, 0, 1, 2, 3]]
 
 
 def test_mode_seeking_falls_as_pairs_of_clips_differ_more():
