@@ -130,23 +130,18 @@ class MidiController:
         cat = zone.category
         if cat == "by_note":
             cat = (note - zone.low) % self.engine.info.n_categories
-        voice_ch = ch if member else None
+        voice_ch = ch if member else None  # an MPE voice: its channel's expression follows it
         self._held[self._pedal(ch, member)].discard((note, voice_ch))
-        if member:
-            self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note, at=at, channel=ch,
-                                timbre=self.mpe.timbre(ch))
-        else:
-            self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note, at=at)
+        self.engine.note_on(note, velocity / 127.0, cat, zone.root if zone.pitched else note, at=at, channel=voice_ch,
+                            timbre=self.mpe.timbre(ch) if member else 0.0)
         self.stats.notes += 1
 
     def _note_off(self, ch: int, note: int, at: int | None = None, member: bool = False) -> None:
         pedal, voice_ch = self._pedal(ch, member), (ch if member else None)
         if self._sustain[pedal]:
             self._held[pedal].add((note, voice_ch))
-        elif member:
-            self.engine.note_off(note, at, channel=ch)
         else:
-            self.engine.note_off(note, at)
+            self.engine.note_off(note, at, channel=voice_ch)
         self.stats.notes += 1
 
     def _set(self, b, raw: int, at: int | None) -> None:
@@ -194,10 +189,7 @@ class MidiController:
             self._sustain[ch] = down
             if not down:
                 for note, voice_ch in sorted(self._held[ch], key=lambda h: (h[0], -1 if h[1] is None else h[1])):
-                    if voice_ch is None:
-                        self.engine.note_off(note, at)
-                    else:
-                        self.engine.note_off(note, at, channel=voice_ch)
+                    self.engine.note_off(note, at, channel=voice_ch)
                 self._held[ch].clear()
             self.stats.controls += 1
         elif cc in (120, 123):  # all sound off, all notes off

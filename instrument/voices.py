@@ -55,12 +55,12 @@ class Voice:
 
     @property
     def loudness(self) -> float:
-        """How loud the voice is now: gain x envelope x the clip's RMS around the play position (only
+        """How loud the voice is now: gain x envelope x pressure x the clip's RMS around the play position (only
         computed when a voice must be stolen)."""
         i = int(self.pos)
         seg = self.clip[i : i + 1024]
         rms = float(np.sqrt(np.mean(seg * seg))) if len(seg) else 0.0
-        return self.gain * self.level * (rms + 1e-9)
+        return self.gain * self.level * self.expression_gain * (rms + 1e-9)
 
     def express(self, bend_ratio: float, gain: float, at_once: bool = False) -> None:
         """The channel's expression: pitch ratio ``bend_ratio`` from the next block, level ``gain`` glided to
