@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -194,6 +195,10 @@ def _start_controls(eng: Controls, args: argparse.Namespace):
     return osc, midi, web, unadvertise
 
 
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_play(args: argparse.Namespace) -> int:
     from .audio import Recorder, SoundDeviceSink  # loaded for this command only
     from .engine import Engine, EngineConfig
@@ -214,6 +219,9 @@ def run_play(args: argparse.Namespace) -> int:
     recorder = osc = midi = web = gone = None
     unadvertise: Callable[[], None] = lambda: None
     event_log: list[tuple[int, Command]] = []
+    # `kill` (SIGTERM) ends a performance as Ctrl-C does: cleanly, the recording and the take kept. A script
+    # that starts play in the background cannot use Ctrl-C: the shell has its SIGINT ignored.
+    previous_term = signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
         osc, midi, web, unadvertise = _start_controls(eng, args)
         if args.record is not None:
@@ -243,6 +251,7 @@ def run_play(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         unadvertise()
         if web is not None:
             web.close()
