@@ -125,10 +125,10 @@ class AdversarialSteps:
 
     def generator_step(self, cat: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor] | None:
         """One generator update for one-hot ``cat : [B, n]`` at training step ``step``; None if the loss was
-        NaN/Inf. With mode seeking (from step ``--mode-seeking-from``)
-        the batch's second half repeats the first half's categories (pairs of latents, one category): every
-        other label, so a batch in category order keeps every category (its first half would hold only
-        the first categories) and its minibatch-stddev groups still hold one category each."""
+        NaN/Inf. With mode seeking (from step ``--mode-seeking-from``) the batch's second half repeats the
+        first half's categories (pairs of latents, one category), taken from every other label: a batch in
+        category order keeps every category (its first half would hold only the first ones) and its
+        minibatch-stddev groups still hold one category each."""
         c, n = self.c, self.nets
         b = cat.shape[0]
         seeking = c.mode_seeking > 0 and b >= 2 and step >= c.mode_seeking_from
