@@ -245,3 +245,23 @@ def test_an_mpe_controller_on_a_jack_port_plays_per_note_bends_and_pressure(jack
         assert a.expression_gain == pytest.approx(1.0) and b.expression_gain == pytest.approx(10 ** (-PRESSURE_RANGE_DB * (1 - 20 / 127) / 20))
     finally:
         out.close()
+
+
+@pytest.mark.parametrize("event, why", [
+    ('expression = 16\nbend = 1.0', "expression must be a MIDI channel 0..15"),
+    ('expression = 2', "expression needs bend"),
+    ('expression = 2\nbend = 200.0', "bend must be"),
+    ('expression = 2\npressure = 1.5', "pressure must be"),
+    ('expression = 2\nvelocity = 0.5', "expression has no field 'velocity'"),
+    ('note = 60\nchannel = -1', "channel must be a MIDI channel 0..15"),
+    ('note = 60\ntimbre = 2.0', "timbre must be"),
+    ('note_off = 60\nchannel = true', "channel must be a MIDI channel"),
+])
+def test_a_score_with_bad_mpe_events_names_the_event_and_field(tmp_path, event, why):
+    from instrument.score import ScoreError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[score]\nsample_rate = 48000\ntime = "seconds"\n\n[[event]]\nat = 0\n{event}\n')
+    with pytest.raises(ScoreError, match=why) as e:
+        load_score(path)
+    assert "event 1" in str(e.value)
