@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# A recipe sweep on one GPU in a fixed time budget: several laptop-size runs (d=16) at once, each 2,000
+# steps from seed 0 on the built-in corpus, then `gesturegan evaluate` of each (moving average and live
+# weights) and one table. On an NVIDIA H200 the laptop recipe alone runs 19.7 steps/s; small models leave
+# the GPU mostly idle, so 6-8 of them share it (tests/bench/README.md, "On a GPU").
+#
+#   bash tests/bench/gpu_sweep.sh OUT [BUDGET_SECONDS] [VARIANTS_FILE]      (default 540, the list below)
+#
+# VARIANTS_FILE: one run a line, "NAME ARGS..." (the options `gesturegan train` takes after --recipe
+# laptop; `#` starts a comment). OUT gets log.txt, summary.md (one row a run and weights) and
+# results.tar.gz (every evaluate report and PNG, every run's losses and config); the corpus, cache and
+# checkpoints stay in $WORK (default OUT/work). SMOKE=1 runs the same steps at toy sizes on any machine.
+set -uo pipefail
+out=${1:?usage: gpu_sweep.sh OUT [BUDGET_SECONDS] [VARIANTS_FILE]}
+budget=${2:-540}
+variants=${3:-}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+[ -n "$variants" ] && variants=$(cd "$(dirname "$variants")" && pwd)/$(basename "$variants")
+work=${WORK:-$out/work}
+res=$work/results
+mkdir -p "$res"
+cd "$(dirname "$0")/../.."
+t0=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t0 )); }
+say() { echo "[$(elapsed) s] $*"; }
+exec > >(tee -a "$out/log.txt") 2>&1
+GG=${GESTUREGAN:-gesturegan}  # a command line; "python3 -m instrument" where the package is not installed
+
+if [ "${SMOKE:-0}" = 1 ]; then
+    per_category=16; steps=4; size=(--model-dim 4 --batch-size 8); eval_n=8; device=cpu
+else
+    per_category=256; steps=2000; size=(); eval_n=128; device=cuda
+fi
+default_variants="P --aux-class 1 --aux-confidence 0.9
+P-ms-late --aux-class 1 --aux-confidence 0.9 --mode-seeking 0.02 --mode-seeking-from 1000
+P-aux0.5 --aux-class 0.5 --aux-confidence 0.9
+P-lines --aux-class 1 --aux-confidence 0.9 --line-penalty 0.0003
+P-tied --aux-class 1 --aux-confidence 0.9 --upsample tied
+P-b64 --aux-class 1 --aux-confidence 0.9 --batch-size 64"
+
+say "machine: $(nproc) cores; torch $(python3 -c 'import torch; print(torch.__version__)')"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || say "no nvidia-smi"
+$GG dataset synth --out "$work/corpus" --per-category "$per_category" --seed 0 -j 8 -q &&
+    $GG dataset build "$work/corpus" --out "$work/cache" -j 8 -q > /dev/null &&
+    $GG classifier train "$work/cache" --out "$work/classifier.pt" --seed 0 -q > "$res/classifier.txt" ||
+    { say "data or classifier failed"; exit 1; }
+head -n 1 "$res/classifier.txt"
+
+# -- every variant at once, each with a few CPU threads; stopped at the budget whatever step it reached
+# (explicit pids everywhere: a bare `wait` would also wait for the log's tee, which never ends)
+names=() pids=()
+alive() { local n=0 p; for p in "$@"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
+while read -r name args; do
+    [ -z "$name" ] || [ "${name:0:1}" = "#" ] && continue
+    names+=("$name")
+    # shellcheck disable=SC2086 -- ARGS are options, split on purpose
+    $GG train "$work/cache" --out "$work/run-$name" --recipe laptop "${size[@]}" $args --steps "$steps" --seed 0 \
+        --checkpoint-every $(( steps >= 5 ? steps / 5 : 1 )) --keep-checkpoints 5 --preview-every 0 --device "$device" --threads 2 -q \
+        > "$res/train-$name.log" 2>&1 &
+    pids+=($!)
+done < <(if [ -n "$variants" ]; then cat "$variants"; else echo "$default_variants"; fi)
+say "training ${#names[@]} runs at once: ${names[*]}"
+deadline=$(( budget - 100 ))  # evaluation and packing need about 100 s
+while [ "$(alive "${pids[@]}")" -gt 0 ] && [ "$(elapsed)" -lt "$deadline" ]; do sleep 2; done
+if [ "$(alive "${pids[@]}")" -gt 0 ]; then say "budget reached: stopping the runs still training"; kill "${pids[@]}" 2>/dev/null; fi
+wait "${pids[@]}" 2>/dev/null
+
+# -- evaluate each run's last checkpoint, both weights, a few at once
+pids=()
+for name in "${names[@]}"; do
+    last=$(ls "$work/run-$name"/ckpt-*.pt 2>/dev/null | sort | tail -n 1)
+    [ -n "$last" ] || { say "$name: no checkpoint (see train-$name.log)"; tail -n 3 "$res/train-$name.log"; continue; }
+    for w in ema raw; do
+        timeout 90 $GG evaluate "$last" --weights "$w" --classifier "$work/classifier.pt" --device "$device" -n "$eval_n" \
+            --json "$res/eval-$name-$w.json" --png "$res/eval-$name-$w.png" -q > "$res/eval-$name-$w.txt" 2>&1 &
+        pids+=($!)
+    done
+    while [ "$(alive "${pids[@]}")" -ge 6 ]; do sleep 1; done
+done
+[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}" 2>/dev/null
+
+python3 - "$res" "${names[@]}" > "$out/summary.md" <<'PY'
+import json, sys
+from pathlib import Path
+res, names = Path(sys.argv[1]), sys.argv[2:]
+print("| run | step | weights | accuracy per category | mean | IS (real) | diversity per category | artefact excess |")
+print("|---|---|---|---|---|---|---|---|")
+for name in names:
+    for w in ("ema", "raw"):
+        f = res / f"eval-{name}-{w}.json"
+        if not f.exists():
+            print(f"| {name} | - | {w} | (no report) | | | | |")
+            continue
+        d = json.loads(f.read_text())
+        acc = " / ".join(f"{100 * v:.0f}" for v in d["category_accuracy"].values())
+        div = " / ".join(f"{100 * v:.0f}" for v in d["diversity"]["per_category"].values())
+        print(f"| {name} | {d['step']} | {w} | {acc}% | {100 * d['category_accuracy_mean']:.0f}% | "
+              f"{d['inception_score_generated']:.2f} ({d['inception_score_real']:.2f}) | {div}% | "
+              f"{d['periodic_artefact_db']['excess']:+.1f} dB |")
+PY
+cat "$out/summary.md"
+for name in "${names[@]}"; do
+    for f in config.json losses.csv losses.png; do [ -e "$work/run-$name/$f" ] && cp "$work/run-$name/$f" "$res/$name-$f"; done
+done
+tar -czf "$out/results.tar.gz" -C "$work" results
+say "done"
