@@ -16,19 +16,7 @@
 set -uo pipefail
 out=${1:?usage: gpu_session.sh OUT [BUDGET_SECONDS]}
 budget=${2:-540}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-work=${WORK:-$out/work}
-res=$work/results
-mkdir -p "$res"
-cd "$(dirname "$0")/../.."
-t0=$(date +%s)
-elapsed() { echo $(( $(date +%s) - t0 )); }
-left() { echo $(( budget - $(elapsed) )); }
-say() { echo "[$(elapsed) s] $*"; }
-exec > >(tee -a "$out/log.txt") 2>&1
-GG=${GESTUREGAN:-gesturegan}  # a command line; "python3 -m instrument" where the package is not installed
-gg() { $GG "$@"; }
+source "$(dirname "$0")/gpu_common.sh"
 
 if [ "${SMOKE:-0}" = 1 ]; then
     per_category=16; bench_args=(--quick --steps 1 --warmup 1); compile_configs=wavegan-d16
@@ -44,11 +32,7 @@ say "machine: $(uname -m), $(nproc) cores; python $(python3 -c 'import sys; prin
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || say "no nvidia-smi"
 
 # -- data and classifier, on the CPU, beside the benchmarks
-(
-    gg dataset synth --out "$work/corpus" --per-category "$per_category" --seed 0 -j 8 -q &&
-    gg dataset build "$work/corpus" --out "$work/cache" -j 8 -q &&
-    gg classifier train "$work/cache" --out "$work/classifier.pt" --seed 0 -q
-) > "$res/prep.log" 2>&1 &
+prepare_data "$per_category" > "$res/prep.log" 2>&1 &
 prep=$!
 
 # -- 1. training speed: eager and bf16 first (quick), then torch.compile (compiles in the warm-up steps)
@@ -76,7 +60,7 @@ for f in "$run"/ckpt-*.pt; do [ -f "$f" ] && echo "  $(basename "$f") $(( $(stat
 # -- 3. evaluate the last checkpoint (both weights) and the one halfway, on the GPU
 while kill -0 "$prep" 2>/dev/null && [ "$(left)" -gt 70 ]; do sleep 1; done
 kill -0 "$prep" 2>/dev/null && say "the classifier is still training: stopped" && kill "$prep"
-wait "$prep"; say "prep exit $?"; tail -n 12 "$res/prep.log"
+wait "$prep"; say "prep exit $?"; cat "$res/prep.log" "$res/cache.txt" "$res/classifier.txt" 2>/dev/null | tail -n 16
 mapfile -t ckpts < <(ls "$run"/ckpt-*.pt 2>/dev/null | sort)
 if ((${#ckpts[@]})); then
     last=${ckpts[-1]}; mid=${ckpts[$(( ${#ckpts[@]} / 2 ))]}

@@ -14,18 +14,8 @@ set -uo pipefail
 out=${1:?usage: gpu_sweep.sh OUT [BUDGET_SECONDS] [VARIANTS_FILE]}
 budget=${2:-540}
 variants=${3:-}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
 [ -n "$variants" ] && variants=$(cd "$(dirname "$variants")" && pwd)/$(basename "$variants")
-work=${WORK:-$out/work}
-res=$work/results
-mkdir -p "$res"
-cd "$(dirname "$0")/../.."
-t0=$(date +%s)
-elapsed() { echo $(( $(date +%s) - t0 )); }
-say() { echo "[$(elapsed) s] $*"; }
-exec > >(tee -a "$out/log.txt") 2>&1
-GG=${GESTUREGAN:-gesturegan}  # a command line; "python3 -m instrument" where the package is not installed
+source "$(dirname "$0")/gpu_common.sh"
 
 if [ "${SMOKE:-0}" = 1 ]; then
     per_category=16; steps=4; size=(--model-dim 4 --batch-size 8); eval_n=8; device=cpu
@@ -41,10 +31,7 @@ P-b64 --aux-class 1 --aux-confidence 0.9 --batch-size 64"
 
 say "machine: $(nproc) cores; torch $(python3 -c 'import torch; print(torch.__version__)')"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || say "no nvidia-smi"
-$GG dataset synth --out "$work/corpus" --per-category "$per_category" --seed 0 -j 8 -q &&
-    $GG dataset build "$work/corpus" --out "$work/cache" -j 8 -q > /dev/null &&
-    $GG classifier train "$work/cache" --out "$work/classifier.pt" --seed 0 -q > "$res/classifier.txt" ||
-    { say "data or classifier failed"; exit 1; }
+prepare_data "$per_category" || { say "data or classifier failed"; exit 1; }
 head -n 1 "$res/classifier.txt"
 
 # -- every variant at once, each with a few CPU threads; stopped at the budget whatever step it reached
