@@ -101,7 +101,7 @@ class Engine(Mixer):
         mapped = sink.frame_at_unix(unix_time) if sink is not None and hasattr(sink, "frame_at_unix") else None
         if mapped is not None:
             return int(round(mapped))
-        return self._t + int(round((unix_time - time.time()) * sr))
+        return self.now() + int(round((unix_time - time.time()) * sr))
 
     def start_recording(self, path: str | Path) -> None:
         """Record the output to a WAV (32-bit float) from a thread of its own; replaces a recording in progress."""
@@ -275,9 +275,10 @@ class Engine(Mixer):
         p50, p99 = self.worker.inference_percentiles()
         sink_stats = self.sink.stats() if self.sink is not None else {}
         tel = self.telemetry
+        core = self.core.state()
         return {
-            "time_s": self._t / self.sample_rate,
-            "level_dbfs": 20 * math.log10(max(self.meter, 1e-6)),
+            "time_s": self.now() / self.sample_rate,
+            "level_dbfs": 20 * math.log10(max(core["meter"], 1e-6)),
             "underruns": sink_stats.get("underruns", 0),
             "engine_underruns": sink_stats.get("engine_underruns", 0),
             "device_underflows": sink_stats.get("device_underflows", 0),
@@ -285,9 +286,9 @@ class Engine(Mixer):
             "deferred_commands": self.schedule.deferred,
             "late_triggers": tel.late_triggers,
             "dropped_triggers": tel.dropped_triggers,
-            "stolen_voices": tel.stolen_voices,
-            "voices": len(self.voices),
-            "layer": bool(self.layer.active),
+            "stolen_voices": core["stolen"],
+            "voices": core["voices"],
+            "layer": bool(core["layer_active"]),
             "regenerations": tel.regenerations,
             "inference_ms_p50": p50,
             "inference_ms_p99": p99,
@@ -296,8 +297,8 @@ class Engine(Mixer):
             "queue_depth": self.worker.queue_depth,
             "clips_generated": self.worker.clips,
             "bad_clips": self.worker.bad_clips,
-            "nonfinite_samples": self.safety.nonfinite_samples,
-            "limited_blocks": self.safety.limited_blocks,
+            "nonfinite_samples": core["nonfinite"],
+            "limited_blocks": core["limited_blocks"],
             "model_swaps": tel.model_swaps,
             "model_errors": tel.model_errors + self.worker.errors,
             "last_error": tel.last_error or self.worker.last_error,

@@ -1,13 +1,15 @@
-"""The mixer: parameter state, the command schedule (:mod:`instrument.schedule`), voices, the layer and
-the safety chain, rendered block by block. No threads: whoever owns it calls :meth:`Mixer.process_block` -- the live
-engine's thread (:class:`instrument.engine.Engine`) or an offline render (:mod:`instrument.offline`).
+"""The mixer: parameter state, the command schedule (:mod:`instrument.schedule`), the latents and the
+clips, and the real-time core (:mod:`instrument.core`: voices, the layer, gains, the safety chain) that
+renders them. No threads of its own.
 
 Every command carries a sample time on the mixer's clock (``at=``; ``None`` means "as soon as
-possible", i.e. the next sample rendered) and takes effect at exactly that sample: a block is cut at
-command times and rendered in pieces (at most ``MAX_PER_BLOCK`` commands a block: a flood waits a
-block rather than stalling the audio; :mod:`instrument.schedule`). Gains and pitch glide (:class:`~instrument.dsp.Smoother`). The
-clips come from a :class:`~instrument.worker.ClipSource`: the worker thread live, generated on the spot
-offline; everything else is one path for both.
+possible") and takes effect at exactly that sample. :meth:`Mixer.control` turns the commands due before a
+time into the core's timed operations (at most ``MAX_PER_BLOCK`` commands a block: a flood waits a block
+rather than stalling the audio; :mod:`instrument.schedule`); the core renders them, cutting its blocks at
+their samples. Offline and in tests, :meth:`Mixer.process_block` does both for one block; live with the
+C core, the engine thread calls :meth:`control` a few blocks ahead and the core renders inside the audio
+callback (:mod:`instrument.engine`). The clips come from a :class:`~instrument.worker.ClipSource`: the
+worker thread live, generated on the spot offline; everything else is one path for both.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import numpy as np
 
 from .commands import RAMP_STEP_S, AllNotesOff, Command, Expression, Latent, MorphPath, NoteOff, Ramp, Set, Swap, Trigger, Vocabulary
 from .contract import ModelInfo
-from .dsp import SafetyChain, Smoother, db_to_gain
+from .core import ASAP, CEILING, GAIN, LAYER_GAIN, PITCH, VOICES_GAIN, XFADE
+from .ccore import make_core
+from .dsp import db_to_gain
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .params import N_MACROS, build_table
 from .realtime import ENGINE_RT_PRIORITY
 from .schedule import Event, Schedule
 from .telemetry import Telemetry
-from .voices import STEAL_S, Expressions, Layer, Voice, pitch_ratio
+from .voices import STEAL_S, Expressions, pitch_ratio
 from .worker import ClipSource, GenerationWorker, Request
 
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
@@ -43,14 +47,20 @@ class EngineConfig:
     sample_rate: int = 48000
     block_frames: int = 128
     channels: int = 2
-    buffer_blocks: int = 3  # how far the engine renders ahead of the audio callback (latency vs safety)
+    buffer_blocks: int = 3  # how far ahead of the audio the engine works: renders (python core), applies timed commands (c core)
     seed: int = 0  # trigger variations and layer drift are drawn from this
     provider: str = "auto"
     threads: int | None = None
     max_batch: int = 8
     rt_priority: int = ENGINE_RT_PRIORITY  # the live engine thread's SCHED_FIFO priority where allowed; 0: none (a raised nice instead)
+    core: str = "auto"  # the real-time core: "c" (compiled; in the audio callback), "python" (numpy), "auto": c where it builds
 
     def __post_init__(self) -> None:
+        if self.core not in ("auto", "c", "python"):
+            raise ValueError(f"core must be auto, c or python, got {self.core!r}")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
         for name, lo, hi, unit in (("sample_rate", 8000, 384000, " Hz"), ("block_frames", 1, 8192, ""), ("channels", 1, 64, ""),
                                    ("buffer_blocks", 1, 64, ""), ("rt_priority", 0, 98, "")):
             if not lo <= getattr(self, name) <= hi:
@@ -59,9 +69,10 @@ class EngineConfig:
 
 
 class Mixer:
-    """Renders the commands posted to it (:meth:`post`, any thread) into blocks (:meth:`process_block`,
-    one thread). ``info``: the model's contract; ``worker``: the generation worker whose cache holds the
-    clips; ``clips``: what to do about one that is not there yet."""
+    """Turns the commands posted to it (:meth:`post`, any thread) into the core's operations
+    (:meth:`control`, one thread) and renders blocks (:meth:`process_block`). ``info``: the model's
+    contract; ``worker``: the generation worker whose cache holds the clips; ``clips``: what to do about
+    one that is not there yet."""
 
     def __init__(self, info: ModelInfo, config: EngineConfig, worker: GenerationWorker, clips: ClipSource) -> None:
         self.config = config
@@ -74,25 +85,25 @@ class Mixer:
         self.worker = worker
         self.clips = clips
         self.telemetry = Telemetry()
-        self.safety = SafetyChain(config.sample_rate, self.values["ceiling"], self.values["gain"])
-        sr = config.sample_rate
-        self._voices_gain = Smoother(db_to_gain(self.values["voices_db"]), self.table["voices_db"].smoothing_s, sr)
-        self._layer_gain = Smoother(db_to_gain(self.values["layer_db"]), self.table["layer_db"].smoothing_s, sr)
-        self._pitch = Smoother(self.values["pitch"], self.table["pitch"].smoothing_s, sr)
-        self.voices: list[Voice] = []
-        self.layer = Layer()
+        v, tab = self.values, self.table
+        self.core = make_core(config.core, config.sample_rate, config.channels, config.block_frames,
+                              voices_gain=db_to_gain(v["voices_db"]), layer_gain=db_to_gain(v["layer_db"]), pitch=v["pitch"],
+                              gain_db=v["gain"], ceiling_db=v["ceiling"], xfade=self._crossfade_n(),
+                              smoothing_s=(tab["voices_db"].smoothing_s, tab["layer_db"].smoothing_s, tab["pitch"].smoothing_s))
         self._rng = np.random.default_rng(config.seed)
         self.schedule = Schedule()
-        self._t = 0  # the next sample the mixer renders
+        self._t = 0  # the control's clock: commands before it have been handed to the core
         self._dirty = True  # latent or mix changed since the last look
         self._z = np.zeros(info.latent_dim, np.float32)
         self._mix = np.zeros(info.n_categories, np.float32)
         self._variant_count: dict[bytes, int] = {}
         self._waiting: list[tuple[bytes, int, float, Trigger]] = []  # (key, time, ratio, trigger) whose clip is not ready
         self.expressions = Expressions()  # MPE: each channel's bend and pressure
-        self._layer_want: tuple[bytes, np.ndarray] | None = None
+        self._serial = 0  # layer clips handed to the core, numbered
+        self._layer_key: bytes | None = None  # the key of the layer clip last handed over (what plays, or soon will)
+        self._layer_want: list | None = None  # [key, z, serial or 0 until handed over]: the controls' clip
         self._layer_last_request = -10**12
-        self._layer_next: tuple[bytes, np.ndarray] | None = None  # the drifted clip to move on to
+        self._layer_next: list | None = None  # [key, z, serial or 0]: the drifted clip to move on to
         self._last_ahead = -10**12
         self._ahead_interval = int(AHEAD_INTERVAL_S * config.sample_rate)
         self._ramp_step = max(1, int(RAMP_STEP_S * config.sample_rate))
@@ -100,18 +111,25 @@ class Mixer:
         self._block_listeners: tuple[Callable[[np.ndarray, int], None], ...] = ()
         self._event_listeners: tuple[Callable[[int, Command, float], None], ...] = ()
         self._latent_override: np.ndarray | None = None
-        self.meter = 0.0
-        self._recent: tuple[int, np.ndarray] | None = None  # the clip that began sounding last, and when
-        self._meter_decay = 0.1 ** (1.0 / (1.5 * config.sample_rate))
         self._update_controls()
 
     def now(self) -> int:
         """The mixer's clock: the next sample to be rendered."""
-        return self._t
+        return self.core.t
+
+    @property
+    def meter(self) -> float:
+        return self.core.meter
+
+    @property
+    def voices(self) -> list:
+        """The voices sounding now (a snapshot of each: channel, note, gain, bend_ratio, expression_gain,
+        pos, releasing, started_at)."""
+        return self.core.voice_views()
 
     def recent_clip(self) -> tuple[int, np.ndarray] | None:
         """The clip that began sounding last (a voice's or the layer's) and the sample it began at."""
-        return self._recent
+        return self.core.recent
 
     @property
     def latent(self) -> np.ndarray:
@@ -131,12 +149,12 @@ class Mixer:
 
     def listen(self, *, block: Callable[[np.ndarray, int], None] | None = None,
                event: Callable[[int, Command, float], None] | None = None) -> Callable[[], None]:
-        """The engine's one way to be watched: ``block(audio, at)`` after each block is rendered (``audio``
+        """The engine's one way to be watched: ``block(audio, at)`` for each block rendered (``audio``
         ``[frames, channels]``, the block's first sample ``at``: a recorder, a meter) and ``event(at,
         command, posted)`` as each posted command takes effect (the sample it was applied at, the
         :mod:`~instrument.commands` command, the ``time.perf_counter()`` it was posted at: latency
         measurement, ``--record-score``).
-        Both run on the engine thread and must be quick. Returns the function that stops them."""
+        Both run on the engine thread (never the audio callback) and must be quick. Returns the function that stops them."""
         if block is not None:
             self._block_listeners = (*self._block_listeners, block)
         if event is not None:
@@ -170,47 +188,38 @@ class Mixer:
         z = self.space.neighbour(self._z, variation, np.random.default_rng(seed))
         return self._key(z, mix), z
 
+    def _op_at(self, at: int) -> int:
+        """A time for the core: ASAP for now or the past (the core's next block), else the sample."""
+        return ASAP if at <= self._t else at
+
     def _start_voice(self, clip: np.ndarray, command: Trigger, ratio: float, at: int) -> None:
-        poly = int(self.values["polyphony"])
-        sounding = [vc for vc in self.voices if not vc.releasing]
-        while len(sounding) >= poly:  # steal the quietest, quickly but without a click
-            victim = min(sounding, key=lambda vc: vc.loudness)
-            victim.release(int(STEAL_S * self.sample_rate))
-            sounding.remove(victim)
-            self.telemetry.stolen_voices += 1
-        if len(self.voices) >= 4 * poly:  # release tails pile up under very fast triggering: drop the oldest tail
-            self.voices.remove(min((vc for vc in self.voices if vc.releasing), key=lambda vc: vc.started_at, default=self.voices[0]))
-        sr = self.sample_rate
-        self._recent = (at, clip)
-        vc = Voice(clip, ratio, command.velocity ** 2, int(self.values["attack"] * sr), int(self.values["release"] * sr),
-                   command.note, at, command.channel)
-        self.expressions.start(vc)
-        self.voices.append(vc)
+        sr, v = self.sample_rate, self.values
+        self.core.start_voice(self._op_at(at), clip, ratio, command.velocity ** 2, int(v["attack"] * sr), int(v["release"] * sr),
+                              -1 if command.note is None else command.note, -1 if command.channel is None else command.channel,
+                              int(v["polyphony"]), int(STEAL_S * sr))
 
     def _apply(self, ev: Event, at: int) -> None:
         command = ev.command
         if not ev.step:
             for listener in self._event_listeners:
                 listener(at, command, ev.posted)
+        op_at = self._op_at(at)
         match command:
             case Ramp() | MorphPath():  # its Set steps, in the ramp's place in the posting order (its seq) at a tie
                 for dt, step in command.sets(self.vocabulary, self.values, self._ramp_step):
                     self.schedule.push_step(at + dt, ev, step)
             case Set(values=values):
                 for pid, v in values:
-                    self._set(pid, v)
+                    self._set(pid, v, op_at)
             case Trigger():
                 self._trigger(command, at)
             case NoteOff(note=note, channel=ch):  # an MPE note-off releases its channel's voice of that note only
-                for vc in self.voices:
-                    if vc.note == note and (ch is None or vc.channel == ch):
-                        vc.release()
+                self.core.release(op_at, note, -1 if ch is None else ch)
                 self._waiting = [w for w in self._waiting if not (w[3].note == note and (ch is None or w[3].channel == ch))]
             case Expression():
-                self.expressions.apply(command, self.voices)
+                self.core.express(op_at, command.channel, *self.expressions.apply(command))
             case AllNotesOff():
-                for vc in self.voices:
-                    vc.release()
+                self.core.release(op_at, -1, -1)
                 self._waiting.clear()
             case Latent():
                 self._latent_override = command.array()
@@ -233,7 +242,7 @@ class Mixer:
         if command.timbre:  # an MPE note's CC 74: its own latent, along the timbre direction
             z = self.space.timbre(z, command.timbre)
             key = self._key(z, mix)
-        ratio = pitch_ratio(self._pitch.target + command.pitch)
+        ratio = pitch_ratio(self.values["pitch"] + command.pitch)
         clip = self.clips.want(key, z, mix)
         if clip is not None:
             self._start_voice(clip, command, ratio, at)
@@ -242,24 +251,27 @@ class Mixer:
             self._waiting.append((key, at, ratio, command))
         self._dirty = True  # the next variant should be rendered ahead
 
-    def _set(self, pid: str, v: float) -> None:
+    def _set(self, pid: str, v: float, op_at: int) -> None:
         self.values[pid] = v
+        core = self.core
         if pid == "seed":
             self._latent_override = None  # a new seed is a new base latent
         if pid == "gain":
-            self.safety.set_gain_db(v)
+            core.set(op_at, GAIN, db_to_gain(v))
         elif pid == "ceiling":
-            self.safety.set_ceiling_db(v)
+            core.set(op_at, CEILING, db_to_gain(v))
         elif pid == "voices_db":
-            self._voices_gain.set(db_to_gain(v))
+            core.set(op_at, VOICES_GAIN, db_to_gain(v))
         elif pid == "layer_db":
-            self._layer_gain.set(db_to_gain(v))
+            core.set(op_at, LAYER_GAIN, db_to_gain(v))
         elif pid == "pitch":
-            self._pitch.set(v)
+            core.set(op_at, PITCH, v)
+        elif pid == "crossfade":
+            core.set(op_at, XFADE, self._crossfade_n())
         elif pid == "layer":
             if v < 0.5:
-                self.layer.stop(self._crossfade_n())
-                self._layer_want = None
+                core.layer_stop(op_at)
+                self._layer_want = self._layer_next = self._layer_key = None
             else:
                 self._dirty = True
                 self._layer_last_request = -10**12
@@ -270,7 +282,7 @@ class Mixer:
         return max(1, int(self.values["crossfade"] * self.sample_rate))
 
     def _housekeeping(self) -> None:
-        """Once per block: clips that arrived (looked up in the worker's cache), the layer's next clip, render-ahead."""
+        """Clips that arrived (looked up in the worker's cache), the layer's next clip, render-ahead."""
         if self._waiting:
             still = []
             for key, t, ratio, command in self._waiting:
@@ -292,44 +304,48 @@ class Mixer:
             self._last_ahead = self._t
             self._render_ahead()
 
+    def _hand_layer(self, slot: list, next_clip: bool) -> None:
+        """Hand the slot's clip to the core once it is generated (the slot gets its serial)."""
+        clip = self.worker.get(slot[0])
+        if clip is not None:
+            self._serial += 1
+            slot[2] = self._serial
+            (self.core.layer_next if next_clip else self.core.layer_want)(ASAP, clip, self._serial)
+
     def _layer_step(self) -> None:
-        sr, xf = self.sample_rate, self._crossfade_n()
+        sr = self.sample_rate
         key = self._key(self._z, self._mix)
         interval = int(sr / self.values["layer_rate"])
-        if self.layer.key != key and (self._layer_want is None or self._layer_want[0] != key):
+        want = self._layer_want
+        if self._layer_key != key and (want is None or want[0] != key):
             if self._t - self._layer_last_request >= interval:  # controls moved: regenerate, at most layer_rate per second
-                self._layer_want = (key, self._z)
+                want = self._layer_want = [key, self._z, 0]
                 self._layer_last_request = self._t
                 self.clips.want(key, self._z, self._mix)
                 self.telemetry.regenerations += 1
-        if self._layer_want is not None:
-            clip = self.worker.get(self._layer_want[0])
-            if clip is not None and not self.layer.fading:
-                self.layer.offer(clip, self._layer_want[0], xf)
-                self._recent = (self._t, clip)
-                self._layer_want = None
-                self._layer_next = None
-                return
-            if clip is None and self._t - self._layer_last_request > GIVE_UP_S * sr:  # lost (a model error): ask again later
-                self._layer_want = None
-        if self.layer.fading or not self.layer.active:
+        playing = self.core.layer_serial
+        if want is not None:
+            if not want[2]:
+                self._hand_layer(want, False)
+                if want[2]:
+                    self._layer_key, self._layer_next = want[0], None
+                elif self._t - self._layer_last_request > GIVE_UP_S * sr:  # lost (a model error): ask again later
+                    self._layer_want = None
+            if want[2] and playing == want[2]:
+                self._layer_want = None  # it plays
             return
-        ratio = pitch_ratio(self._pitch.value)
-        drift = self.values["layer_drift"]
-        if drift > 0 and self.values["layer_loop"] < 0.5 and self._layer_next is None and self._layer_want is None:
-            z = self.space.neighbour(self._z, drift, self._rng)  # ask early: a whole clip of time to make it
-            nk = self._key(z, self._mix)
-            self._layer_next = (nk, z)
-            self.clips.want(nk, z, self._mix)
-        if self.layer.remaining(ratio) <= xf + self.config.block_frames:
-            nxt = self._layer_next
-            clip = self.worker.get(nxt[0]) if nxt is not None else None
-            if clip is not None:
-                self.layer.offer(clip, nxt[0], xf)
-                self._recent = (self._t, clip)
-                self._layer_next = None
-            else:  # loop mode, no drift, or the next clip is late: cover with the last good one
-                self.layer.offer(self.layer.clip, self.layer.key, xf)
+        if not playing:
+            return
+        nxt = self._layer_next
+        if nxt is None:
+            if self.values["layer_drift"] > 0 and self.values["layer_loop"] < 0.5:  # ask early: a whole clip of time to make it
+                z = self.space.neighbour(self._z, self.values["layer_drift"], self._rng)
+                self._layer_next = [self._key(z, self._mix), z, 0]
+                self.clips.want(self._layer_next[0], z, self._mix)
+        elif not nxt[2]:
+            self._hand_layer(nxt, True)
+        elif playing == nxt[2]:
+            self._layer_key, self._layer_next = nxt[0], None
 
     def _render_ahead(self) -> None:
         """The clips the next triggers will want: the current mix's next variants, then each pure
@@ -347,45 +363,30 @@ class Mixer:
                     break
         self.worker.prefetch(reqs)
 
-    def _render_span(self, out: np.ndarray, start: int, stop: int) -> None:
-        n = stop - start
-        if n <= 0:
-            return
-        ratio_now = pitch_ratio(self._pitch.value)
-        self._pitch.block(n)
-        acc = np.zeros(n, np.float32)
-        for vc in self.voices:  # a voice keeps the pitch it started with; the layer follows the pitch knob
-            acc += vc.render(n)
-        self.voices = [vc for vc in self.voices if not vc.done]
-        acc *= self._voices_gain.block(n)
-        if self.layer.active or self.layer.fading:
-            acc += self.layer.render(n, ratio_now) * self._layer_gain.block(n)
-        out[start:stop] = acc
+    def control(self, now: int, until: int) -> None:
+        """Hand the core what it must do before sample ``until``: commands posted as soon as possible
+        (at ``now``, the core's next sample), those due, and the housekeeping. One thread."""
+        self._t = now
+        self.schedule.drain(now)
+        self._housekeeping()
+        for ev in self.schedule.due(now, until):
+            if ev.time < now and not ev.asap:
+                self.telemetry.late_events += 1
+            self._apply(ev, max(ev.time, now))
+        self.core.collect()
+
+    def _emit(self, out: np.ndarray, at: int) -> None:
+        for listener in self._block_listeners:
+            listener(out, at)
 
     def process_block(self, frames: int | None = None) -> np.ndarray:
         """Render the next ``frames`` (default one block) samples: ``[frames, channels]`` float32."""
         t0 = time.perf_counter()
         n = frames or self.config.block_frames
-        self.schedule.drain(self._t)
-        self._housekeeping()
-        mono = np.zeros(n, np.float32)
-        pos = 0
-        end = self._t + n
-        for ev in self.schedule.due(self._t, end):
-            if ev.time < self._t and not ev.asap:
-                self.telemetry.late_events += 1
-            at = max(ev.time, self._t + pos)
-            self._render_span(mono, pos, at - self._t)
-            pos = at - self._t
-            self._apply(ev, at)
-        self._render_span(mono, pos, n)
-        safe = self.safety.process(mono)
-        peak = float(np.max(np.abs(safe))) if n else 0.0
-        self.meter = max(peak, self.meter * self._meter_decay ** n)  # a peak meter falling 20 dB in 1.5 s
-        out = np.repeat(safe[:, None], self.config.channels, axis=1) if self.config.channels > 1 else safe[:, None]
-        for listener in self._block_listeners:
-            listener(out, self._t)
-        self._t = end
+        at = self.core.t
+        self.control(at, at + n)
+        out = self.core.render(n)
+        self._emit(out, at)
         self.telemetry.blocks += 1
         self.telemetry.render_seconds += time.perf_counter() - t0
         return out

@@ -164,7 +164,6 @@ class Telemetry:
     late_events: int = 0
     late_triggers: int = 0  # triggers whose clip was not ready in time (started later)
     dropped_triggers: int = 0
-    stolen_voices: int = 0
     regenerations: int = 0
     model_swaps: int = 0
     model_errors: int = 0

@@ -91,8 +91,9 @@ class Voice:
 
 
 class Expressions:
-    """Each MIDI channel's per-note expression (MPE): its last bend and pressure, applied to the voices of
-    that channel as it changes and to a voice of it as it starts (a bend before the note-on counts)."""
+    """Each MIDI channel's per-note expression (MPE): its last bend and pressure, as the ratio and level the
+    core (:mod:`instrument.core`) applies to the voices of that channel as it changes and to a voice of it as
+    it starts (a bend before the note-on counts)."""
 
     def __init__(self) -> None:
         self._by_channel: dict[int, tuple[float, float]] = {}  # channel -> (bend semitones, pressure 0..1)
@@ -101,19 +102,13 @@ class Expressions:
     def _targets(bend: float, pressure: float) -> tuple[float, float]:
         return pitch_ratio(bend), db_to_gain(-PRESSURE_RANGE_DB * (1.0 - pressure))
 
-    def apply(self, command: Expression, voices: list[Voice]) -> None:
+    def apply(self, command: Expression) -> tuple[float, float]:
+        """Take the channel's new bend and/or pressure; returns the channel's (bend ratio, level) targets."""
         bend, pressure = self._by_channel.get(command.channel, (0.0, 1.0))
         bend = bend if command.bend is None else command.bend
         pressure = pressure if command.pressure is None else command.pressure
         self._by_channel[command.channel] = (bend, pressure)
-        ratio, gain = self._targets(bend, pressure)
-        for vc in voices:
-            if vc.channel == command.channel:
-                vc.express(ratio, gain)
-
-    def start(self, voice: Voice) -> None:
-        if voice.channel is not None and voice.channel in self._by_channel:
-            voice.express(*self._targets(*self._by_channel[voice.channel]), at_once=True)
+        return self._targets(bend, pressure)
 
 
 class Layer:
