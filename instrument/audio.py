@@ -23,13 +23,11 @@ device underflow, and :meth:`_Sink.classify` (off the audio thread, after each b
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from .ringbuffer import RingBuffer
 
@@ -79,6 +77,7 @@ class _Sink:
     block_frames: int
 
     def __init__(self) -> None:
+        self.native = None  # the C core, when its callback renders straight into the device (start_native)
         self.counters = np.zeros(4, np.int64)
         self.stamps = np.zeros((TIMESTAMPS, 2), np.float64)
         self.events = np.full((2, EVENT_LOG), -10**9, np.int64)
@@ -129,30 +128,40 @@ class _Sink:
             return engine
 
     def stats(self) -> dict:
+        if self.native is not None:  # the C callback: its own accounting (see the module docstring)
+            st = self.native.state()
+            slow, under = st["slow_callbacks"], st["device_underflows"]
+            return {"underruns": slow + under, "engine_underruns": slow, "device_underflows": under, "callbacks": st["callbacks"],
+                    "frames": st["frames"], "max_callback_ms": st["max_callback_ms"], "max_callback_gap_ms": st["max_callback_gap_ms"]}
         c = self.counters
         return {"underruns": int(c[UNDERRUNS]), "engine_underruns": self.engine_underruns(),
                 "device_underflows": int(c[DEVICE_UNDERFLOWS]), "callbacks": int(c[CALLBACKS]), "frames": int(c[FRAMES])}
 
+    def _callbacks(self) -> int:
+        return self.native.state()["callbacks"] if self.native is not None else int(self.counters[CALLBACKS])
+
+    def _stamp(self, i: int) -> tuple[float, float] | None:
+        """(first engine sample, DAC time) of callback ``i``."""
+        if self.native is not None:
+            return self.native.stamp(i)
+        k = i % TIMESTAMPS
+        return float(self.stamps[k, 0]), float(self.stamps[k, 1])
+
     def dac_time_of(self, frame: int) -> float | None:
         """The output time of engine sample ``frame``, from the callback's stamps, or None if that block
         is not (or no longer) among them."""
-        n = int(self.counters[CALLBACKS])
-        lo = max(0, n - TIMESTAMPS)
-        for i in range(n - 1, lo - 1, -1):
-            k = i % TIMESTAMPS
-            first = self.stamps[k, 0]
-            if first <= frame:
-                return float(self.stamps[k, 1] + (frame - first) / self.sample_rate)
+        n = self._callbacks()
+        for i in range(n - 1, max(0, n - TIMESTAMPS) - 1, -1):
+            st = self._stamp(i)
+            if st is not None and st[0] <= frame:
+                return float(st[1] + (frame - st[0]) / self.sample_rate)
         return None
-
 
     def frame_at_dac(self, dac_time: float) -> float | None:
         """The engine sample that plays at ``dac_time`` (stream clock), from the latest callback's stamp."""
-        n = int(self.counters[CALLBACKS])
-        if n == 0:
-            return None
-        k = (n - 1) % TIMESTAMPS
-        return float(self.stamps[k, 0] + (dac_time - self.stamps[k, 1]) * self.sample_rate)
+        n = self._callbacks()
+        st = self._stamp(n - 1) if n else None
+        return None if st is None else float(st[0] + (dac_time - st[1]) * self.sample_rate)
 
 
 class _Status:
@@ -180,7 +189,33 @@ class MemorySink(_Sink):
         self.ring = ring
         self._callback = make_callback(ring, self.counters, self.stamps, self.events)
 
+    def start_native(self, core, before=None, after=None) -> None:
+        """Play the C core's own callback. ``before(frames)`` / ``after()`` run around each block (a sync
+        engine's control, in this thread); without them the engine's thread feeds the core and :meth:`pull`
+        keeps to real time, as a device would."""
+        self.native, self._hooks = core, (before, after)
+        self._next_due = time.monotonic()
+
+    def _pull_native(self, n_blocks: int) -> np.ndarray:
+        before, after = self._hooks
+        out = np.empty((n_blocks * self.block_frames, self.channels), np.float32)
+        period = self.block_frames / self.sample_rate
+        for i in range(n_blocks):
+            if before is not None:
+                before(self.block_frames)
+            elif self.wait:
+                self._next_due = max(self._next_due + period, time.monotonic() - 0.05)
+                time.sleep(max(0.0, self._next_due - time.monotonic()))
+            buf = out[i * self.block_frames:(i + 1) * self.block_frames]
+            self.native.call_callback(buf, self._callbacks() * period)
+            if after is not None:
+                after()
+        self.blocks.append(out)
+        return out
+
     def pull(self, n_blocks: int, timeout: float = 10.0) -> np.ndarray:
+        if self.native is not None:
+            return self._pull_native(n_blocks)
         assert self.ring is not None and self._callback is not None, "start the engine first"
         out = []
         for _ in range(n_blocks):
@@ -255,12 +290,27 @@ class SoundDeviceSink(_Sink):
         self.output_latency_s = float(self.stream.latency)
         self._progress = (int(self.counters[CALLBACKS]), time.monotonic())
 
+    def start_native(self, core) -> None:
+        """Play with the C core's callback (no Python on the audio thread): PortAudio calls it with the core as userdata."""
+        self.native = core
+        sd = self._sd
+        try:
+            self.stream = sd._StreamBase(kind="output", samplerate=self.sample_rate, blocksize=self.block_frames, device=self.device,
+                                         channels=self.channels, dtype="float32", latency=self._latency,
+                                         callback=sd._ffi.cast("PaStreamCallback *", core.callback),
+                                         userdata=sd._ffi.cast("void *", core.userdata), wrap_callback=None)
+            self.stream.start()
+        except Exception as e:  # noqa: BLE001
+            raise AudioDeviceError(f"cannot open the output stream (busy or gone?): {e}\noutput devices:\n{list_devices()}") from None
+        self.output_latency_s = float(self.stream.latency)
+        self._progress = (self._callbacks(), time.monotonic())
+
     def lost(self) -> str | None:
         """Why the device stopped playing, or None while it plays (any thread, cheap): the stream went
         inactive without being stopped, or no callback came for ``LOST_AFTER_S``. Once lost, stays lost."""
         if self.lost_reason is not None or self.stream is None:
             return self.lost_reason
-        n, now = int(self.counters[CALLBACKS]), time.monotonic()
+        n, now = self._callbacks(), time.monotonic()
         if n != self._progress[0]:
             self._progress = (n, now)
             return None
@@ -326,32 +376,3 @@ class SoundDeviceSink(_Sink):
         t.start()
         t.join(CLOSE_TIMEOUT_S)
         return not t.is_alive()
-
-
-class Recorder:
-    """Writes what the engine renders to a WAV from its own thread (never the audio thread): the engine
-    thread hands it each block (a copy) through a queue."""
-
-    def __init__(self, path, sample_rate: int, channels: int) -> None:
-        self.path = path
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype="FLOAT")
-        self._thread = threading.Thread(target=self._run, name="gesturegan-recorder", daemon=True)
-        self._thread.start()
-        self.frames = 0
-
-    def __call__(self, block: np.ndarray, at: int) -> None:
-        self._q.put(block.copy())
-
-    def _run(self) -> None:
-        while True:
-            block = self._q.get()
-            if block is None:
-                break
-            self._file.write(block)
-            self.frames += len(block)
-
-    def close(self) -> None:
-        self._q.put(None)
-        self._thread.join(timeout=10)
-        self._file.close()

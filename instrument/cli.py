@@ -200,7 +200,8 @@ def _stop_on_signal(signum: int, frame: object) -> None:
 
 
 def run_play(args: argparse.Namespace) -> int:
-    from .audio import Recorder, SoundDeviceSink  # loaded for this command only
+    from .audio import SoundDeviceSink
+    from .recorder import Recorder  # loaded for this command only
     from .engine import Engine, EngineConfig
     from .params import ParamError
 

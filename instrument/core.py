@@ -61,7 +61,8 @@ class PyCore:
         self._layer_gain = Smoother(layer_gain, smoothing_s[1], sample_rate)
         self._pitch = Smoother(pitch, smoothing_s[2], sample_rate)
         self.xfade = max(1, xfade)
-        self._pending: list[tuple[int, int, str, tuple]] = []
+        self._new: list[tuple[int, int, str, tuple]] = []  # operations pushed since the last block
+        self._pending: list[tuple[int, int, str, tuple]] = []  # (sample, order, what, arguments) waiting for their block
         self._seq = 0
         self._want: tuple[np.ndarray, int] | None = None  # (clip, serial) waiting for the running crossfade
         self._next: tuple[np.ndarray, int] | None = None  # (clip, serial) for the end of the playing clip
@@ -74,7 +75,7 @@ class PyCore:
 
     # --- operations (the owner's thread) ------------------------------------------------------------------
     def _op(self, at: int, name: str, *args) -> None:
-        self._pending.append((at, self._seq, name, args))
+        self._new.append((at, self._seq, name, args))
         self._seq += 1
 
     def start_voice(self, at: int, clip: np.ndarray, ratio: float, gain: float, attack_n: int, release_n: int,
@@ -191,13 +192,15 @@ class PyCore:
     def render(self, n: int) -> np.ndarray:
         """The next ``n`` samples, ``[n, channels]`` float32."""
         t0, end = self.t, self.t + n
+        for at, seq, name, args in self._new:  # as soon as possible, or late: the block's first sample
+            self.late_ops += at != ASAP and at < t0
+            self._pending.append((max(at, t0), seq, name, args))
+        self._new = []
         self._layer_auto(t0)
-        self.late_ops += sum(at != ASAP and at < t0 for at, *_ in self._pending)
-        due = sorted((max(at, t0), seq, name, args) for at, seq, name, args in self._pending)
-        take = [d for d in due if d[0] < end][:MAX_OPS_PER_BLOCK]
-        self.deferred_ops += sum(d[0] < end for d in due) - len(take)
-        taken = {d[1] for d in take}
-        self._pending = [(max(p[0], end) if p[0] < end else p[0], *p[1:]) for p in self._pending if p[1] not in taken]  # deferred: due next block
+        self._pending.sort(key=lambda p: p[:2])
+        due = sum(p[0] < end for p in self._pending)
+        take, self._pending = self._pending[:min(due, MAX_OPS_PER_BLOCK)], self._pending[min(due, MAX_OPS_PER_BLOCK):]
+        self.deferred_ops += due - len(take)  # they keep their place: first in the next block
         mono = np.zeros(n, np.float32)
         pos = 0
         for at, _seq, name, args in take:
@@ -227,3 +230,4 @@ class PyCore:
 
     def close(self) -> None:
         self._pending.clear()
+        self._new.clear()

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .audio import Recorder
+from .recorder import Recorder
 from .commands import AllNotesOff, Swap, ramp_seconds
 from .errors import ModelFileError
 from .mixer import EngineConfig, Mixer
@@ -65,6 +65,9 @@ class Engine(Mixer):
         self.realtime = False  # whether the engine thread got real-time or raised priority
         self._wake = threading.Event()
         self.ring: RingBuffer | None = None
+        self._sync = sync
+        self._native = False  # playing through the C core's own callback
+        self._monitored = 0  # the engine sample the next block of the C core's output copy starts at
         self._recorder = None
         self._cpu0 = (time.process_time(), time.perf_counter())
 
@@ -188,13 +191,25 @@ class Engine(Mixer):
     # --- live ---------------------------------------------------------------------------------------------
 
     def start(self) -> "Engine":
-        """Start the worker, the engine thread and the sink (the sink's stream starts with the ring pre-filled)."""
+        """Start the worker, the engine thread and the sink. With the C core the sink plays the core's own
+        callback and the engine thread only feeds it (:meth:`_feed`); with the numpy core the engine thread
+        renders ahead into a ring buffer the sink's Python callback copies from (pre-filled first)."""
         if self._running:
             return self
         tune_process_for_live(freeze_gc=self.sink is not None)  # instrument.realtime: the switch interval, the garbage collector
         self.worker.start()
         if self.sink is None:
             self._running = True
+            return self
+        if self.core.kind == "c" and hasattr(self.sink, "start_native"):
+            self.core.monitor(True)
+            self._running = self._native = True
+            if self._sync and hasattr(self.sink, "native"):  # an in-memory sink of a sync engine: control in its thread, block by block
+                self.sink.start_native(self.core, before=lambda n: self.control(self.core.t, self.core.t + n), after=self._drain_monitor)
+                return self
+            self._thread = threading.Thread(target=self._feed, name="gesturegan-engine", daemon=True)
+            self._thread.start()
+            self.sink.start_native(self.core)
             return self
         b = self.config.block_frames
         cap = 1
@@ -236,6 +251,37 @@ class Engine(Mixer):
             self._wake.wait(period / 2)
             self._wake.clear()
 
+    def _feed(self) -> None:
+        """The engine thread with the C core: every half block, or at once when a command is posted, hand the
+        core the commands due within ``buffer_blocks`` blocks (as-soon-as-possible ones for its next block),
+        and pass what it rendered to the listeners (the recorder)."""
+        self.realtime = raise_engine_thread(self.config.rt_priority)
+        horizon = self.config.buffer_blocks * self.config.block_frames
+        period = self.config.block_frames / self.sample_rate
+        tel, clock = self.telemetry, time.perf_counter
+        last = clock()
+        while self._running:
+            t0 = clock()
+            tel.max_wake_gap_ms = max(tel.max_wake_gap_ms, (t0 - last) * 1000)
+            now = self.core.t
+            self.control(now, now + horizon)
+            self._drain_monitor()
+            last = clock()
+            tel.max_block_ms = max(tel.max_block_ms, (last - t0) * 1000)
+            self._wake.wait(period / 2)
+            self._wake.clear()
+        self._drain_monitor()
+
+    def _drain_monitor(self) -> None:
+        """The C core's copy of its output, to the block listeners (the recorder, meters), off the audio thread."""
+        while True:
+            at = self._monitored
+            out = self.core.monitor_read()
+            if not len(out):
+                return
+            self._monitored += len(out)
+            self._emit(out, at)
+
     def stop(self) -> None:
         self._running = False
         self._wake.set()
@@ -244,6 +290,8 @@ class Engine(Mixer):
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._native:
+            self._drain_monitor()  # everything played reaches the recorder
 
     def close(self) -> None:
         self.stop()
@@ -253,6 +301,8 @@ class Engine(Mixer):
         self.worker.close()
         if self.sink is not None:
             self.sink.close()
+        if not getattr(self.sink, "abandoned", False):  # a stream PortAudio never let go of may still call the core: keep it
+            self.core.close()
 
     def __enter__(self) -> "Engine":
         return self

@@ -23,7 +23,7 @@ def render_to(engine: Mixer, seconds: float, path: str | Path | None = None, pro
               subtype: str = "PCM_24") -> np.ndarray | None:
     if not (seconds > 0 and np.isfinite(seconds)):
         raise ValueError(f"seconds must be a positive number, got {seconds}")
-    if getattr(engine, "ring", None) is not None:
+    if getattr(engine, "ring", None) is not None or getattr(engine, "_native", False):
         raise RuntimeError("this engine is playing live; render offline with an engine of its own (sync=True)")
     if not isinstance(engine.clips, ClipsOnTheSpot):
         engine.clips = ClipsOnTheSpot(engine.worker)  # offline never waits for a thread: clips are made on the spot
