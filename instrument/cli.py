@@ -41,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="output device: index or name substring (see 'gesturegan devices')")
     p.add_argument("--rate", type=int, default=48000, help="sample rate in Hz (default 48000)")
     p.add_argument("--block", type=int, default=128, help="frames per audio block (default 128)")
-    p.add_argument("--buffer-blocks", type=int, default=3, help="blocks rendered ahead of the device: latency vs safety (default 3)")
+    p.add_argument("--buffer-blocks", type=int, default=3,
+                   help="blocks the engine works ahead of the device: timed commands with the C core, rendering with the numpy core (default 3)")
+    p.add_argument("--core", choices=("auto", "c", "python"), default="auto",
+                   help="the real-time core: c (compiled, runs in the audio callback), python (numpy, renders ahead), auto: c where it builds")
     p.add_argument("--rt-priority", type=int, default=None,
                    help="real-time (SCHED_FIFO) priority of the engine thread where the machine allows it (default: "
                         "instrument.realtime.ENGINE_RT_PRIORITY, below JACK's own threads; 0: none)")
@@ -211,7 +214,7 @@ def run_play(args: argparse.Namespace) -> int:
                              "'gesturegan export RUN -o model.onnx' and pass --model model.onnx")
     device = int(args.device) if args.device is not None and str(args.device).isdigit() else args.device
     try:
-        config = EngineConfig(sample_rate=args.rate, block_frames=args.block, buffer_blocks=args.buffer_blocks, provider=args.provider,
+        config = EngineConfig(sample_rate=args.rate, block_frames=args.block, buffer_blocks=args.buffer_blocks, provider=args.provider, core=args.core,
                               **({} if args.rt_priority is None else {"rt_priority": args.rt_priority}))
     except ValueError as e:  # a --rate, --block, --buffer-blocks or --rt-priority out of range: one line, no traceback
         raise ParamError(str(e)) from None

@@ -67,12 +67,26 @@ class Engine(Mixer):
         self.ring: RingBuffer | None = None
         self._sync = sync
         self._native = False  # playing through the C core's own callback
+        self._feeding = False  # ... fed by the engine thread (not a sync in-memory sink's hooks)
+        self._control_lock = threading.Lock()  # one thread at a time hands commands to the core
         self._monitored = 0  # the engine sample the next block of the C core's output copy starts at
         self._recorder = None
         self._cpu0 = (time.process_time(), time.perf_counter())
 
     def _posted(self) -> None:
+        """A command was posted. Live on the C core, the posting thread (OSC, MIDI, a script) hands it to the
+        core itself when no other thread is doing so: no wait for the engine thread to be scheduled; the
+        engine thread is woken either way (it may have just drained the schedule)."""
+        if self._native and self._feeding and self._control_lock.acquire(blocking=False):
+            try:
+                self._control_tick()
+            finally:
+                self._control_lock.release()
         self._wake.set()  # the engine thread looks at once rather than at its next tick
+
+    def _control_tick(self) -> None:
+        now = self.core.t
+        self.control(now, now + self.config.buffer_blocks * self.config.block_frames)
 
     # --- public API (any thread) -------------------------------------------------------------------------
 
@@ -207,6 +221,8 @@ class Engine(Mixer):
             if self._sync and hasattr(self.sink, "native"):  # an in-memory sink of a sync engine: control in its thread, block by block
                 self.sink.start_native(self.core, before=lambda n: self.control(self.core.t, self.core.t + n), after=self._drain_monitor)
                 return self
+            self._feeding = True
+            self.worker.on_ready = self._posted  # a late trigger's clip starts as soon as it is made, not at the next tick
             self._thread = threading.Thread(target=self._feed, name="gesturegan-engine", daemon=True)
             self._thread.start()
             self.sink.start_native(self.core)
@@ -256,15 +272,14 @@ class Engine(Mixer):
         core the commands due within ``buffer_blocks`` blocks (as-soon-as-possible ones for its next block),
         and pass what it rendered to the listeners (the recorder)."""
         self.realtime = raise_engine_thread(self.config.rt_priority)
-        horizon = self.config.buffer_blocks * self.config.block_frames
         period = self.config.block_frames / self.sample_rate
         tel, clock = self.telemetry, time.perf_counter
         last = clock()
         while self._running:
             t0 = clock()
             tel.max_wake_gap_ms = max(tel.max_wake_gap_ms, (t0 - last) * 1000)
-            now = self.core.t
-            self.control(now, now + horizon)
+            with self._control_lock:
+                self._control_tick()
             self._drain_monitor()
             last = clock()
             tel.max_block_ms = max(tel.max_block_ms, (last - t0) * 1000)
@@ -283,7 +298,7 @@ class Engine(Mixer):
             self._emit(out, at)
 
     def stop(self) -> None:
-        self._running = False
+        self._running = self._feeding = False
         self._wake.set()
         if self.sink is not None:
             self.sink.stop()

@@ -36,6 +36,7 @@ from .worker import ClipSource, GenerationWorker, Request
 LATENT_PARAMS = {"seed", "radius"} | {f"macro{i}" for i in range(1, N_MACROS + 1)}
 PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
 AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
+AHEAD_SETTLE_S = 0.01  # ... once they have been still this long: a trigger just after a move is generated first
 GIVE_UP_S = 1.0  # a trigger or layer clip not generated within this is dropped (counted), not played late
 
 
@@ -94,6 +95,7 @@ class Mixer:
         self.schedule = Schedule()
         self._t = 0  # the control's clock: commands before it have been handed to the core
         self._dirty = True  # latent or mix changed since the last look
+        self._dirty_at = 0  # ... when it last did
         self._z = np.zeros(info.latent_dim, np.float32)
         self._mix = np.zeros(info.n_categories, np.float32)
         self._variant_count: dict[bytes, int] = {}
@@ -106,6 +108,7 @@ class Mixer:
         self._layer_next: list | None = None  # [key, z, serial or 0]: the drifted clip to move on to
         self._last_ahead = -10**12
         self._ahead_interval = int(AHEAD_INTERVAL_S * config.sample_rate)
+        self._settle = int(AHEAD_SETTLE_S * config.sample_rate)
         self._ramp_step = max(1, int(RAMP_STEP_S * config.sample_rate))
         # listen(): tuples, replaced (never changed in place) so the rendering thread iterates a stable one
         self._block_listeners: tuple[Callable[[np.ndarray, int], None], ...] = ()
@@ -171,7 +174,7 @@ class Mixer:
         macros = np.array([v[f"macro{i}"] for i in range(1, N_MACROS + 1)], np.float32)
         self._z = self.space.latent(int(v["seed"]), macros, v["radius"], self._latent_override)
         self._mix = category_mix(v, self.info.categories)
-        self._dirty = True
+        self._dirty, self._dirty_at = True, self._t
 
     def _key(self, z: np.ndarray, mix: np.ndarray) -> bytes:
         return clip_key(self.worker.model_id, z, mix)
@@ -228,7 +231,7 @@ class Mixer:
                 self.worker.swap(model)
                 self.telemetry.model_swaps += 1
                 self._variant_count.clear()
-                self._dirty = True
+                self._dirty, self._dirty_at = True, self._t
                 self._layer_last_request = -10**12  # the layer moves to the new model now
 
     def _trigger(self, command: Trigger, at: int) -> None:
@@ -273,7 +276,7 @@ class Mixer:
                 core.layer_stop(op_at)
                 self._layer_want = self._layer_next = self._layer_key = None
             else:
-                self._dirty = True
+                self._dirty, self._dirty_at = True, self._t
                 self._layer_last_request = -10**12
         elif pid in LATENT_PARAMS or pid.startswith("weight.") or pid in ("mix_mode", "morph_x", "morph_y", "morph_path", "variation"):
             self._update_controls()
@@ -299,7 +302,9 @@ class Mixer:
             self.telemetry.dropped_triggers += max(0, len(still) - 64)
         if self.values["layer"] >= 0.5:
             self._layer_step()
-        if self._dirty and self.clips.prefetch and self._t - self._last_ahead >= self._ahead_interval:
+        since = self._t - self._last_ahead  # render-ahead is a guess: a trigger just after a move asks first, unless moves never stop
+        if self._dirty and self.clips.prefetch and since >= self._ahead_interval and (self._t - self._dirty_at >= self._settle
+                                                                                       or since >= 2 * self._ahead_interval):
             self._dirty = False
             self._last_ahead = self._t
             self._render_ahead()
@@ -365,14 +370,15 @@ class Mixer:
 
     def control(self, now: int, until: int) -> None:
         """Hand the core what it must do before sample ``until``: commands posted as soon as possible
-        (at ``now``, the core's next sample), those due, and the housekeeping. One thread."""
+        (at ``now``, the core's next sample) and those due, then the housekeeping (clips that arrived, the
+        layer, render-ahead). One thread at a time."""
         self._t = now
         self.schedule.drain(now)
-        self._housekeeping()
-        for ev in self.schedule.due(now, until):
+        for ev in self.schedule.due(now, until):  # first: a trigger's clip is asked for before render-ahead's
             if ev.time < now and not ev.asap:
                 self.telemetry.late_events += 1
             self._apply(ev, max(ev.time, now))
+        self._housekeeping()
         self.core.collect()
 
     def _emit(self, out: np.ndarray, at: int) -> None:

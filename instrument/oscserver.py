@@ -7,6 +7,7 @@ import socket
 import threading
 
 from .osc import DEFAULT_OSC_PORT, OscConfigError, OscRouter
+from .realtime import raise_control_thread
 
 RECEIVE_BUFFER_BYTES = 1 << 20
 
@@ -52,6 +53,7 @@ class OscServer:
         return self
 
     def _run(self) -> None:
+        raise_control_thread()  # a gesture is read as soon as it arrives (instrument.realtime)
         router, sock = self.router, self.sock
         while self._running:
             sock.settimeout(router.tick())

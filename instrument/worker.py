@@ -67,6 +67,7 @@ class ClipCache:
 
 class GenerationWorker:
     def __init__(self, model: GeneratorModel, device_rate: int, max_batch: int = 8, cache_clips: int = 512) -> None:
+        self.on_ready = lambda: None  # called (on the worker thread) after each batch is in the cache: the live engine looks at once
         self.model = model
         self.model_id = 1
         self.device_rate = device_rate
@@ -198,6 +199,7 @@ class GenerationWorker:
                 clip[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)  # no click where a clip ends
             self.cache.put(r.key, clip)
             self.clips += 1
+        self.on_ready()
 
     def inference_percentiles(self) -> tuple[float, float]:
         t = list(self.infer_ms)
