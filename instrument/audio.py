@@ -1,16 +1,21 @@
-"""Audio output: the callback, and the sinks the engine plays into.
+"""Audio output: the callbacks, and the sinks the engine plays into.
 
-**The callback** (:func:`make_callback`) is the only code that runs on the audio thread. It copies
-frames from the ring buffer into PortAudio's buffer, fills any shortfall with silence and counts an
-underrun, and notes the block's output (DAC) time in a preallocated array. No locks, no logging, no
-allocation beyond numpy's slice views, no I/O.
+**With the C core** (:mod:`instrument.ccore`, the default where it builds) PortAudio calls the core's own C
+callback (:meth:`SoundDeviceSink.start_native`): it renders the block there, without Python. **Whose
+underrun**, then: every callback renders, so a dropout is a late callback or the device's own. A callback
+that took longer than its period is the engine's (*engine_underruns*) when its thread worked that long
+(CPU time), the host's (*host_stalls*) when it was preempted; a device underflow after callbacks that were
+on time (PortAudio's ``output_underflow``, a JACK xrun) is the host's (*device_underflows*). *underruns* is
+all three: every dropout the listener may have heard.
 
-**Whose underrun.** An underrun is the engine's fault unless the host stalled: when the machine stops every
-thread for longer than the buffer (a VM losing its core, a driver hiccup), the device itself underflows
-(PortAudio's ``output_underflow``, a JACK xrun) and, after the stall, JACK's timed drivers run the missed
-cycles back to back, draining any buffer. The callback notes the callback number of each underrun and each
-device underflow, and :meth:`_Sink.classify` (off the audio thread, after each block) calls an underrun
-*engine_underruns* only when no device underflow came within ``XRUN_WINDOW`` callbacks of it.
+**With the numpy core** the engine thread renders ahead into a ring buffer and the callback
+(:func:`make_callback`) only copies from it: it fills any shortfall with silence and counts an underrun,
+and notes the block's output (DAC) time in a preallocated array. No locks, no logging, no allocation
+beyond numpy's slice views, no I/O. An underrun is the engine's unless the host stalled: when the machine
+stops every thread for longer than the buffer, the device itself underflows and, after the stall, JACK's
+timed drivers run the missed cycles back to back, draining any buffer. :meth:`_Sink.classify` (off the
+audio thread, after each block) calls an underrun *engine_underruns* only when no device underflow came
+within ``XRUN_WINDOW`` callbacks of it.
 
 **Sinks** share one small interface: ``block_frames``, ``start(ring)``, ``stop()``, ``close()``,
 ``stats()``.
@@ -18,7 +23,7 @@ device underflow, and :meth:`_Sink.classify` (off the audio thread, after each b
 - :class:`SoundDeviceSink` plays on a sound card through sounddevice/PortAudio. :meth:`~SoundDeviceSink.lost`
   says when the device has gone (unplugged, or its JACK server killed: the callbacks stop); closing
   such a stream is given ``CLOSE_TIMEOUT_S`` and then abandoned, so a lost device never hangs the exit.
-- :class:`MemorySink` drives the same callback from a test, collecting the output in memory.
+- :class:`MemorySink` drives the same callbacks from a test, collecting the output in memory.
 """
 
 from __future__ import annotations
@@ -130,9 +135,10 @@ class _Sink:
     def stats(self) -> dict:
         if self.native is not None:  # the C callback: its own accounting (see the module docstring)
             st = self.native.state()
-            slow, under = st["slow_callbacks"], st["device_underflows"]
-            return {"underruns": slow + under, "engine_underruns": slow, "device_underflows": under, "callbacks": st["callbacks"],
-                    "frames": st["frames"], "max_callback_ms": st["max_callback_ms"], "max_callback_gap_ms": st["max_callback_gap_ms"]}
+            slow, stalled, under = st["slow_callbacks"], st["stalled_callbacks"], st["device_underflows"]
+            return {"underruns": slow + stalled + under, "engine_underruns": slow, "device_underflows": under, "host_stalls": stalled,
+                    "callbacks": st["callbacks"], "frames": st["frames"], "max_callback_ms": st["max_callback_ms"],
+                    "max_callback_gap_ms": st["max_callback_gap_ms"]}
         c = self.counters
         return {"underruns": int(c[UNDERRUNS]), "engine_underruns": self.engine_underruns(),
                 "device_underflows": int(c[DEVICE_UNDERFLOWS]), "callbacks": int(c[CALLBACKS]), "frames": int(c[FRAMES])}

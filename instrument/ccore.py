@@ -55,7 +55,8 @@ int gg_callback(const void *, void *, unsigned long, const gg_timeinfo *, unsign
 """
 STATE = ("t", "voices", "layer_active", "layer_fading", "layer_loops", "layer_crossfades", "layer_serial", "stolen", "nonfinite",
          "limited_blocks", "late_ops", "deferred_ops", "meter", "dropped_ops", "returns_lost", "monitor_lost", "callbacks",
-         "frames", "device_underflows", "slow_callbacks", "max_callback_ms", "max_callback_gap_ms", "recent_handle", "recent_t")
+         "frames", "device_underflows", "slow_callbacks", "max_callback_ms", "max_callback_gap_ms", "recent_handle", "recent_t", "started",
+         "stalled_callbacks")
 MONITOR_S = 8.0  # seconds of output the recorder's copy can fall behind before frames are lost (counted)
 
 _lock = threading.Lock()

@@ -82,7 +82,7 @@ typedef struct gg_core {
     double last_cb_start, max_gap_ms, max_callback_ms;
     /* counters (gg_state) */
     int64_t nonfinite, limited_blocks, stolen, late_ops, deferred_ops, dropped_ops, ret_lost, mon_lost;
-    int64_t callbacks, frames, underflows, slow_callbacks;
+    int64_t callbacks, frames, underflows, slow_callbacks, stalled_callbacks;
     float mono[GG_MAXBLOCK], acc[GG_MAXBLOCK], tmp[GG_MAXBLOCK], tmp2[GG_MAXBLOCK];
     double y[GG_MAXBLOCK];
 } gg_core;
@@ -511,7 +511,8 @@ void gg_state(gg_core *c, double *s) {
                   (double)c->layer_serial, (double)c->stolen, (double)c->nonfinite, (double)c->limited_blocks, (double)c->late_ops,
                   (double)c->deferred_ops, c->meter, (double)c->dropped_ops, (double)c->ret_lost, (double)c->mon_lost,
                   (double)c->callbacks, (double)c->frames, (double)c->underflows, (double)c->slow_callbacks, c->max_callback_ms,
-                  c->max_gap_ms, (double)c->recent_handle, (double)c->recent_t};
+                  c->max_gap_ms, (double)c->recent_handle, (double)c->recent_t, (double)c->voice_ids,
+                  (double)c->stalled_callbacks};
     memcpy(s, v, sizeof v);
 }
 /* each voice: id, channel, note, gain, bend, expression gain, position, releasing, started_at, level */
@@ -531,15 +532,16 @@ int gg_stamp(gg_core *c, int64_t k, double *out) {
     return 1;
 }
 
-static double now_ms(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6; }
+static double clock_ms(clockid_t id) { struct timespec ts; clock_gettime(id, &ts); return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6; }
 
 /* PortAudio's stream callback (PaStreamCallback): renders straight into the device's buffer. A callback
- * that takes longer than its period is the engine's underrun (counted, "slow_callbacks"); the device
- * reporting an underflow after callbacks that were on time is the host's ("underflows"). */
+ * that took longer than its period is late: the engine's underrun ("slow_callbacks") when it worked that
+ * long (its thread's CPU time), the host's when it did not (it was preempted: "stalled_callbacks"). The device
+ * reporting an underflow after callbacks that were on time is the host's too ("underflows"). */
 int gg_callback(const void *in, void *out, unsigned long frames, const gg_timeinfo *ti, unsigned long flags, void *user) {
     (void)in;
     gg_core *c = user;
-    double start = now_ms();
+    double start = clock_ms(CLOCK_MONOTONIC), cpu = clock_ms(CLOCK_THREAD_CPUTIME_ID);
     if (c->callbacks && start - c->last_cb_start > c->max_gap_ms) c->max_gap_ms = start - c->last_cb_start;
     c->last_cb_start = start;
     int64_t k = c->callbacks % GG_STAMPS;
@@ -547,9 +549,9 @@ int gg_callback(const void *in, void *out, unsigned long frames, const gg_timein
     c->stamps[k][1] = ti ? ti->outputBufferDacTime : 0;
     if (flags & 0x4) c->underflows++;  /* paOutputUnderflow */
     gg_render(c, out, (int64_t)frames);
-    double took = now_ms() - start;
+    double took = clock_ms(CLOCK_MONOTONIC) - start, worked = clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu, period = 1e3 * (double)frames / c->sr;
     if (took > c->max_callback_ms) c->max_callback_ms = took;
-    if (took > 1e3 * (double)frames / c->sr) c->slow_callbacks++;
+    if (took > period) { if (worked > period) c->slow_callbacks++; else c->stalled_callbacks++; }
     c->frames += (int64_t)frames;
     __atomic_store_n(&c->callbacks, c->callbacks + 1, __ATOMIC_RELEASE);
     return 0;

@@ -70,7 +70,7 @@ class PyCore:
         self.meter = 0.0
         self._meter_decay = 0.1 ** (1.0 / (1.5 * sample_rate))
         self.recent: tuple[int, np.ndarray] | None = None
-        self.stolen = self.late_ops = self.deferred_ops = 0
+        self.stolen = self.late_ops = self.deferred_ops = self.started = 0
         self.layer_serial = 0  # the serial of the layer clip playing (0: none), as given with layer_want / layer_next
 
     # --- operations (the owner's thread) ------------------------------------------------------------------
@@ -115,6 +115,7 @@ class PyCore:
             vc.express(*self._expr[channel], at_once=True)
         self.voices.append(vc)
         self.recent = (at, clip)
+        self.started += 1
 
     def _release(self, at, note, channel) -> None:
         for vc in self.voices:
@@ -220,7 +221,7 @@ class PyCore:
         return {"voices": len(self.voices), "layer_active": self.layer.active, "layer_fading": self.layer.fading,
                 "layer_loops": self.layer.loops, "layer_crossfades": self.layer.crossfades, "layer_serial": self.layer_serial,
                 "stolen": self.stolen, "nonfinite": self.safety.nonfinite_samples, "limited_blocks": self.safety.limited_blocks,
-                "late_ops": self.late_ops, "deferred_ops": self.deferred_ops, "meter": self.meter}
+                "late_ops": self.late_ops, "deferred_ops": self.deferred_ops, "meter": self.meter, "started": self.started}
 
     def voice_views(self) -> list[Voice]:
         return list(self.voices)
