@@ -43,6 +43,7 @@ int gg_set(gg_core *, int64_t, int32_t, double);
 int gg_layer(gg_core *, int32_t, int64_t, int64_t, const float *, int64_t, int64_t);
 int gg_layer_stop(gg_core *, int64_t);
 void gg_render(gg_core *, float *, int64_t);
+int64_t gg_render_blocks(gg_core *, float *, int64_t, int64_t);
 int64_t gg_collect(gg_core *, int64_t *, int64_t);
 void gg_monitor(gg_core *, int32_t);
 int64_t gg_monitor_read(gg_core *, float *, int64_t);
@@ -224,10 +225,12 @@ class CCore:
 
     def collect(self) -> None:
         """Let go of the clips the core handed back."""
-        self.lib.gg_state(self.ptr, self._state)
-        recent = int(self._state[STATE.index("recent_handle")])
+        recent = None
         while True:
             k = self.lib.gg_collect(self.ptr, self._returned, 4096)
+            if k and recent is None:
+                self.lib.gg_state(self.ptr, self._state)
+                recent = int(self._state[STATE.index("recent_handle")])
             for i in range(k):
                 h = int(self._returned[i])
                 held = self._clips.pop(h, None)
@@ -241,6 +244,11 @@ class CCore:
         out = np.empty((n, self.channels), np.float32)
         self.lib.gg_render(self.ptr, self.ffi.from_buffer("float[]", out), n)
         return out
+
+    def render_blocks(self, out: np.ndarray, block: int) -> int:
+        """Render consecutive blocks of ``block`` frames into ``out`` (``[k * block, channels]``, C-contiguous
+        float32), stopping after a block in which the layer moved to another clip; returns how many blocks."""
+        return int(self.lib.gg_render_blocks(self.ptr, self.ffi.from_buffer("float[]", out), len(out) // block, block))
 
     def monitor(self, on: bool) -> None:
         self.lib.gg_monitor(self.ptr, int(on))

@@ -487,6 +487,17 @@ void gg_render(gg_core *c, float *out, int64_t n) {
         done += m;
     }
 }
+/* up to n_blocks blocks of `block` frames, one after another (offline: Python had nothing to do between them),
+ * stopping after a block in which the layer moved to another clip (Python follows the layer). Returns how many. */
+int64_t gg_render_blocks(gg_core *c, float *out, int64_t n_blocks, int64_t block) {
+    int64_t serial = c->layer_serial, k = 0;
+    while (k < n_blocks) {
+        gg_render(c, out + k * block * c->channels, block);
+        k++;
+        if (c->layer_serial != serial) break;
+    }
+    return k;
+}
 int64_t gg_collect(gg_core *c, int64_t *out, int64_t max) {
     uint64_t r = c->ret_r, w = __atomic_load_n(&c->ret_w, __ATOMIC_ACQUIRE);
     int64_t k = 0;

@@ -216,6 +216,16 @@ class PyCore:
         self.t = end
         return np.repeat(safe[:, None], self.channels, axis=1) if self.channels > 1 else safe[:, None]
 
+    def render_blocks(self, out: np.ndarray, block: int) -> int:
+        """Consecutive blocks into ``out``, stopping after one in which the layer moved on (as the C core)."""
+        serial, k = self.layer_serial, 0
+        while k < len(out) // block:
+            out[k * block:(k + 1) * block] = self.render(block)
+            k += 1
+            if self.layer_serial != serial:
+                break
+        return k
+
     # --- state (any thread may read; a snapshot) ----------------------------------------------------------
     def state(self) -> dict:
         return {"voices": len(self.voices), "layer_active": self.layer.active, "layer_fading": self.layer.fading,

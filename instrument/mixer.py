@@ -15,11 +15,11 @@ worker thread live, generated on the spot offline; everything else is one path f
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from .config import EngineConfig
 from .commands import RAMP_STEP_S, AllNotesOff, Command, Expression, Latent, MorphPath, NoteOff, Ramp, Set, Swap, Trigger, Vocabulary
 from .contract import ModelInfo
 from .core import ASAP, CEILING, GAIN, LAYER_GAIN, PITCH, VOICES_GAIN, XFADE
@@ -27,7 +27,6 @@ from .ccore import make_core
 from .dsp import db_to_gain
 from .latent import LatentSpace, category_mix, clip_key, one_hot
 from .params import N_MACROS, build_table
-from .realtime import ENGINE_RT_PRIORITY
 from .schedule import Event, Schedule
 from .telemetry import Telemetry
 from .voices import STEAL_S, Expressions, pitch_ratio
@@ -38,35 +37,6 @@ PREFETCH_VARIANTS = 2  # render-ahead: the next triggers' clips per category
 AHEAD_INTERVAL_S = 0.1  # render-ahead follows moving controls at most 10 times a second
 AHEAD_SETTLE_S = 0.01  # ... once they have been still this long: a trigger just after a move is generated first
 GIVE_UP_S = 1.0  # a trigger or layer clip not generated within this is dropped (counted), not played late
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """The engine's settings: rate, block, channels, how far it renders ahead, its seed, where the model
-    runs, and the live thread's real-time priority (:mod:`instrument.realtime`). Checked when made."""
-
-    sample_rate: int = 48000
-    block_frames: int = 128
-    channels: int = 2
-    buffer_blocks: int = 3  # how far ahead of the audio the engine works: renders (python core), applies timed commands (c core)
-    seed: int = 0  # trigger variations and layer drift are drawn from this
-    provider: str = "auto"
-    threads: int | None = None
-    max_batch: int = 8
-    rt_priority: int = ENGINE_RT_PRIORITY  # the live engine thread's SCHED_FIFO priority where allowed; 0: none (a raised nice instead)
-    core: str = "auto"  # the real-time core: "c" (compiled; in the audio callback), "python" (numpy), "auto": c where it builds
-
-    def __post_init__(self) -> None:
-        if self.core not in ("auto", "c", "python"):
-            raise ValueError(f"core must be auto, c or python, got {self.core!r}")
-        self._check_ranges()
-
-    def _check_ranges(self) -> None:
-        for name, lo, hi, unit in (("sample_rate", 8000, 384000, " Hz"), ("block_frames", 1, 8192, ""), ("channels", 1, 64, ""),
-                                   ("buffer_blocks", 1, 64, ""), ("rt_priority", 0, 98, "")):
-            if not lo <= getattr(self, name) <= hi:
-                raise ValueError(f"{name} must be between {lo}{' (off)' if name == 'rt_priority' else ''} and {hi}{unit}, "
-                                 f"got {getattr(self, name)}")
 
 
 class Mixer:
@@ -114,6 +84,8 @@ class Mixer:
         self._block_listeners: tuple[Callable[[np.ndarray, int], None], ...] = ()
         self._event_listeners: tuple[Callable[[int, Command, float], None], ...] = ()
         self._latent_override: np.ndarray | None = None
+        self._controls_version = 0
+        self._mix_key_for: tuple[int, int] | None = None
         self._update_controls()
 
     def now(self) -> int:
@@ -174,6 +146,7 @@ class Mixer:
         macros = np.array([v[f"macro{i}"] for i in range(1, N_MACROS + 1)], np.float32)
         self._z = self.space.latent(int(v["seed"]), macros, v["radius"], self._latent_override)
         self._mix = category_mix(v, self.info.categories)
+        self._controls_version += 1
         self._dirty, self._dirty_at = True, self._t
 
     def _key(self, z: np.ndarray, mix: np.ndarray) -> bytes:
@@ -317,9 +290,16 @@ class Mixer:
             slot[2] = self._serial
             (self.core.layer_next if next_clip else self.core.layer_want)(ASAP, clip, self._serial)
 
+    def _mix_key(self) -> bytes:
+        """The key of the controls' own clip (the layer's), computed once per change of latent, mix or model."""
+        if self._mix_key_for != (self.worker.model_id, self._controls_version):
+            self._mix_key_for = (self.worker.model_id, self._controls_version)
+            self._mix_key_cached = self._key(self._z, self._mix)
+        return self._mix_key_cached
+
     def _layer_step(self) -> None:
         sr = self.sample_rate
-        key = self._key(self._z, self._mix)
+        key = self._mix_key()
         interval = int(sr / self.values["layer_rate"])
         want = self._layer_want
         if self._layer_key != key and (want is None or want[0] != key):
@@ -380,6 +360,24 @@ class Mixer:
             self._apply(ev, max(ev.time, now))
         self._housekeeping()
         self.core.collect()
+
+    def quiet_blocks(self, start: int, block: int, most: int) -> int:
+        """How many blocks from ``start`` need nothing from :meth:`control` (no command due, no clip awaited, the
+        layer only waiting for the core to move on): offline renders them in one call to the core (stopping
+        where the layer moves on), which gives the samples a call per block would."""
+        if self._waiting or self.clips.prefetch or most <= 0:
+            return 0
+        nxt = self.schedule.next_time()
+        if nxt is not None:
+            most = min(most, max(0, (nxt - start) // block))
+        if most and self.values["layer"] >= 0.5:
+            layer_next, playing = self._layer_next, self.core.layer_serial
+            if self._layer_want is not None or self._layer_key != self._mix_key():
+                return 0
+            drifting = self.values["layer_drift"] > 0 and self.values["layer_loop"] < 0.5
+            if (layer_next is None and drifting and playing) or (layer_next is not None and (not layer_next[2] or playing == layer_next[2])):
+                return 0
+        return most
 
     def _emit(self, out: np.ndarray, at: int) -> None:
         for listener in self._block_listeners:

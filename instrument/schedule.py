@@ -93,5 +93,12 @@ class Schedule:
         self._heap = keep + moved
         heapq.heapify(self._heap)
 
+    def next_time(self) -> int | None:
+        """The sample of the next command (the mixer's thread, after :meth:`drain`), or None; -1 while one
+        posted as soon as possible waits in the queue."""
+        if not self._queue.empty():
+            return -1
+        return self._heap[0].time if self._heap else None
+
     def __len__(self) -> int:
         return len(self._heap) + self._queue.qsize()

@@ -205,3 +205,23 @@ def test_a_trigger_that_is_not_cached_starts_late_but_starts():
         while not eng.voices and time.monotonic() < deadline:
             sink.pull(1)
         assert eng.voices and eng.telemetry.late_triggers == 1
+
+
+@pytest.mark.parametrize("core", ["c", "python"])
+def test_offline_quiet_blocks_give_the_samples_of_a_block_at_a_time(core):
+    """Offline, the blocks that need nothing from Python are rendered by the core in one call; the layer
+    drifting from clip to clip, triggers and parameter moves sound exactly as with a call per block."""
+    def piece(eng: Engine) -> None:
+        score(eng)
+        eng.set("layer", 1, at=140000)
+        eng.set("layer_drift", 0.4, at=140000)
+        eng.ramp("macro3", 0.8, 0.5, at=150000)
+
+    with Engine(engine_model(n_samples=4096), EngineConfig(SR, BLOCK, core=core), sync=True) as a:
+        piece(a)
+        fast = a.render(5.0)
+        assert a.core.state()["layer_crossfades"] >= 5
+    with Engine(engine_model(n_samples=4096), EngineConfig(SR, BLOCK, core=core), sync=True) as b:
+        piece(b)
+        slow = np.concatenate([b.process_block() for _ in range(int(np.ceil(5.0 * SR / BLOCK)))])[: len(fast)]
+    assert np.abs(fast).max() > 0.05 and np.array_equal(fast, slow)
