@@ -13,6 +13,13 @@ own process thread) whenever :meth:`MidiInputs.wake` is called.
 
 **APIs**: ``auto`` is ALSA where ``/dev/snd/seq`` exists, else JACK (the test machines, and JACK rigs);
 ``jack``/``alsa``/``coremidi``/``winmm`` insist.
+
+**No Python in JACK's process thread.** With the JACK API, RtMidi calls an input callback from JACK's real-time
+process thread, and a Python callback there must take the GIL: whenever another thread held it, the MIDI client
+finished late and JACK counted an xrun for the whole graph (131 in 15 s under a 100/s CC stream, measured).
+So with JACK no callback is set: RtMidi queues the messages (C++, no Python) and a reader thread of ours
+(real-time priority where allowed, :func:`instrument.realtime.raise_control_thread`) takes them every
+``READ_EVERY_S``. The other APIs call back from a thread of RtMidi's own, as before.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ log = logging.getLogger("gesturegan.midi")
 
 CLIENT_NAME = "gesturegan"
 POLL_S = 1.0
+READ_EVERY_S = 0.0005  # JACK: how often the reader takes messages from RtMidi's queue (adds 0.25 ms on average)
+QUEUE_SIZE = 4096  # messages RtMidi keeps for the reader
 
 
 class MidiError(RuntimeError):
@@ -72,7 +81,7 @@ def input_names(api: str = "auto") -> list[str]:
 
 class MidiInputs:
     """The open inputs (``ports``: name -> rtmidi.MidiIn), the connect/disconnect history (``events``) and
-    the monitor thread. ``on_message(bytes)`` gets every message, on RtMidi's thread; ``on_wake()`` runs on
+    the monitor thread. ``on_message(bytes)`` gets every message, on RtMidi's thread (JACK: our reader thread); ``on_wake()`` runs on
     the monitor thread after each :meth:`wake`; ``stats`` counts ``disconnects`` and ``reconnects``."""
 
     def __init__(self, on_message: Callable[[list[int]], None], stats: Any, on_wake: Callable[[], None] = lambda: None) -> None:
@@ -87,6 +96,9 @@ class MidiInputs:
         self._monitor: threading.Thread | None = None
         self._scanner = None
         self._wake = threading.Event()
+        self._polled = False  # JACK: the reader thread takes the messages (no Python in JACK's process thread)
+        self._reader: threading.Thread | None = None
+        self._ports_lock = threading.Lock()  # the reader vs the hot-plug thread closing a port
 
     def wake(self) -> None:
         """Have the monitor thread run ``on_wake`` now."""
@@ -99,6 +111,7 @@ class MidiInputs:
         self.api, self.wanted, self.virtual, self.poll_s = api, list(ports), virtual, poll_s
         rt = _rtmidi()
         apiid = api_id(api)
+        self._polled = apiid == rt.API_UNIX_JACK
         try:
             self._scanner = rt.MidiIn(apiid, name=f"{CLIENT_NAME}-scan")
         except Exception as e:  # noqa: BLE001 - rtmidi raises SystemError/RuntimeError with the reason
@@ -115,14 +128,30 @@ class MidiInputs:
         self.running = True
         self._monitor = threading.Thread(target=self._watch, name="gesturegan-midi-hotplug", daemon=True)
         self._monitor.start()
+        if self._polled:
+            self._reader = threading.Thread(target=self._read, name="gesturegan-midi-in", daemon=True)
+            self._reader.start()
         return self
+
+    def _read(self) -> None:
+        """JACK: take what RtMidi queued, every ``READ_EVERY_S``."""
+        from .realtime import raise_control_thread
+
+        raise_control_thread()
+        while self.running:
+            with self._ports_lock:
+                for port in self.ports.values():
+                    while (m := port.get_message()) is not None:
+                        self.on_message(m[0])
+            time.sleep(READ_EVERY_S)
 
     def _input_port(self):
         """A new rtmidi input of our client that hands every message to :meth:`handle` (sysex, clock and
         active sensing are dropped inside RtMidi); the caller opens it."""
-        port = _rtmidi().MidiIn(api_id(self.api), name=CLIENT_NAME)
+        port = _rtmidi().MidiIn(api_id(self.api), name=CLIENT_NAME, queue_size_limit=QUEUE_SIZE)
         port.ignore_types(True, True, True)
-        port.set_callback(self._callback)
+        if not self._polled:
+            port.set_callback(self._callback)
         return port
 
     @staticmethod
@@ -135,7 +164,8 @@ class MidiInputs:
     def _scan(self) -> None:
         names = self._scanner.get_ports() if self._scanner is not None else []
         for name in [n for n in self.ports if not n.startswith("virtual:") and n not in names]:
-            port = self.ports.pop(name)
+            with self._ports_lock:
+                port = self.ports.pop(name)
             try:
                 port.close_port()
                 port.delete()
@@ -154,7 +184,8 @@ class MidiInputs:
                 log.warning("MIDI: cannot open %s: %s", name, e)
                 continue
             again = any(e == f"disconnected {name}" for e in self.events)
-            self.ports[name] = port
+            with self._ports_lock:
+                self.ports[name] = port
             if again:
                 self.stats.reconnects += 1
             self.events.append(f"{'reconnected' if again else 'connected'} {name}")
@@ -179,9 +210,10 @@ class MidiInputs:
     def close(self) -> None:
         self.running = False
         self._wake.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=5)
-            self._monitor = None
+        for th in (self._monitor, self._reader):
+            if th is not None:
+                th.join(timeout=5)
+        self._monitor = self._reader = None
         for port in self.ports.values():
             try:
                 port.cancel_callback()

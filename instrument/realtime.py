@@ -22,8 +22,10 @@ import os
 import sys
 import threading
 
-ENGINE_RT_PRIORITY = 5  # SCHED_FIFO, below JACK's default 10 and its clients' 5+
-CONTROL_RT_PRIORITY = 4  # the threads that receive a performer's gestures (OSC, MIDI): just below the engine thread
+ENGINE_RT_PRIORITY = 3  # SCHED_FIFO, below JACK's own threads (the server's 10, its clients' process threads at 5, where
+#                         the C core's callback runs): a Python thread at their level measurably delayed them
+CONTROL_RT_PRIORITY = 4  # the threads that receive a performer's gestures (OSC, MIDI): above the engine thread (they hand
+#                          the core a gesture themselves), below JACK's
 ENGINE_NICE = -10
 WORKER_NICE = 10
 SWITCH_INTERVAL_S = 0.0005  # how long Python lets one thread hold the GIL (default 5 ms: longer than a block)

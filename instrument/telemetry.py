@@ -67,9 +67,12 @@ def _m(name: str, kind: str, unit: str, doc: str, short: str = "", fmt: str = ""
 ENGINE: tuple[Metric, ...] = (
     _m("time_s", "float", "s", "the engine's clock: seconds of audio rendered since start", "t", "7.1f"),
     _m("level_dbfs", "float", "dBFS", "output peak level (a peak meter falling 20 dB in 1.5 s)", "level", "6.1f"),
-    _m("underruns", "int", "", "blocks the audio callback found the ring short (silence played), whoever's fault", "underruns"),
-    _m("engine_underruns", "int", "", "of those, the engine's own: not near a device underflow the host caused"),
-    _m("device_underflows", "int", "", "output underflows PortAudio reported (JACK xruns, a late callback)"),
+    _m("underruns", "int", "", "dropouts the listener may have heard, whoever's fault: late callbacks and device "
+       "underflows (C core), or blocks the callback found the ring short (numpy core)", "underruns"),
+    _m("engine_underruns", "int", "", "of those, the engine's own: a callback that worked longer than its period (C core); "
+       "a short ring not near a device underflow the host caused (numpy core)"),
+    _m("device_underflows", "int", "", "output underflows PortAudio reported (JACK xruns) after callbacks that were on time"),
+    _m("host_stalls", "int", "", "callbacks that were late without working long: their thread was preempted (C core)"),
     _m("late_events", "int", "", "timed events that arrived after their sample: applied at once", "late"),
     _m("deferred_commands", "int", "", "commands moved to the next block because one block already had its "
        "maximum (a flood of messages: each command cuts the block, so a block takes bounded time)"),
@@ -91,7 +94,8 @@ ENGINE: tuple[Metric, ...] = (
     _m("model_swaps", "int", "", "models hot-swapped in"),
     _m("model_errors", "int", "", "model loads or generations that failed"),
     _m("last_error", "text", "", "the last of those errors, as text (None if none)"),
-    _m("max_block_ms", "float", "ms", "the longest time one block took to render"),
+    _m("max_block_ms", "float", "ms", "the longest a block took to render (numpy core) or to hand to the core (C core)"),
+    _m("max_callback_ms", "float", "ms", "the longest the C core's audio callback took (its period: 2.67 ms at 128 / 48 kHz)"),
     _m("max_wake_gap_ms", "float", "ms", "the longest gap between two wake-ups of the engine thread"),
     _m("render_load", "float", "fraction", "time spent rendering / audio time rendered", "render", ".0%"),
     _m("cpu_cores", "float", "cores", "the process's CPU time / wall time since start (1.0 = one core busy)", "cpu", ".0%"),

@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import export_model, start_jack  # noqa: E402
+from bench_engine import export_model, late_clients, start_jack  # noqa: E402
 
 SR, BLOCK = 48000, 128
 CATEGORIES = ("trigger", "trigger_continuous", "continuous_variation", "continuous_repetition")
@@ -69,15 +69,18 @@ def first_sound_ms(eng, sink, applied: list, before: int, t_call: float) -> floa
         return None
     first = min(started)
     while time.monotonic() < deadline + 0.5:
-        if sink.stamps[(sink.counters[2] - 1) % len(sink.stamps), 0] > first:
+        n = sink._callbacks()
+        last = sink._stamp(n - 1) if n else None
+        if last is not None and last[0] > first:
             dac = sink.dac_time_of(first)
             return None if dac is None else (dac - t_call) * 1000
         time.sleep(0.002)
     return None
 
 
-def child_load(port: int, seconds: float) -> dict:
-    """The control load: 200 OSC messages/s and a 100/s CC stream on a JACK MIDI port, for ``seconds``."""
+def child_load(port: int, seconds: float, triggers: bool = False) -> dict:
+    """The control load: 200 OSC messages/s and a 100/s CC stream on a JACK MIDI port, for ``seconds``; with
+    ``triggers``, 20 OSC triggers a second too (the soak)."""
     import mido
 
     from instrument.oscwire import encode
@@ -96,6 +99,9 @@ def child_load(port: int, seconds: float) -> dict:
         if k % 2 == 0:
             out.send(mido.Message("control_change", control=7 if k % 4 == 0 else 11, value=100 + (k // 4) % 27))
             cc += 1
+        if triggers and k % 10 == 5:  # the soak's triggers, 20 a second
+            sock.sendto(encode("/gesturegan/trigger", (CATEGORIES[(k // 10) % 4], 0.3 + 0.1 * ((k // 10) % 5))), ("127.0.0.1", port))
+            sent += 1
         k += 1
         next_t = t0 + k / 200
         time.sleep(max(0.0, next_t - time.monotonic()))
@@ -103,7 +109,12 @@ def child_load(port: int, seconds: float) -> dict:
     return {"osc_sent": sent, "cc_sent": cc, "seconds": time.monotonic() - t0}
 
 
-def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
+def hog(n: int) -> list[subprocess.Popen]:
+    """``n`` CPU-bound processes (a performer's laptop also runs a DAW and a browser)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def child_controls(model: Path, n: int, soak_seconds: float, hogs: int) -> dict:
     import mido
 
     from instrument.audio import SoundDeviceSink
@@ -118,7 +129,7 @@ def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
     sink = SoundDeviceSink(SR, BLOCK, 2, None)
     keys = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output("bench-keys", virtual=True)
     res: dict = {}
-    with Engine(model, EngineConfig(SR, BLOCK), sink=sink) as eng:
+    with Engine(model, EngineConfig(SR, BLOCK, core=os.environ.get("GESTUREGAN_CORE", "auto")), sink=sink) as eng:
         eng.set("variation", 0)
         eng.set("layer", 1)
         eng.set("layer_rate", 10)
@@ -128,7 +139,7 @@ def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
         with OscServer(router, port=0) as srv:
             midi.open(["bench-keys", "bench-cc"], api="jack", poll_s=0.5)
             eng.start()
-            total = 4 * n * 0.05 + soak_seconds + 5
+            total = 4 * n * 0.35
             load = subprocess.Popen([sys.executable, __file__, "--child", "load", str(srv.port), str(total)],
                                     stdout=subprocess.PIPE, text=True, env=os.environ)
             time.sleep(2.0)  # the load's MIDI port is connected by hot-plug
@@ -167,15 +178,34 @@ def child_controls(model: Path, n: int, soak_seconds: float) -> dict:
                 a = np.array(v)
                 res[mode] = {"n": len(a), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                              "max_ms": float(a.max())}
-            st0 = eng.status()
-            time.sleep(soak_seconds)  # the soak: the load goes on, plus a trigger now and then from the keys
             load_out = load.communicate(timeout=120)[0]
+            st0 = eng.status()
+            # the soak: the load with 20 triggers a second, and `hogs` CPU-bound processes beside the engine
+            soak = subprocess.Popen([sys.executable, __file__, "--child", "load", str(srv.port), str(soak_seconds), "triggers"],
+                                    stdout=subprocess.PIPE, text=True, env=os.environ)
+            hogs_ = hog(hogs)
+            late0 = late_clients(os.environ["JACK_DEFAULT_SERVER"])
+            # the peer: JACK's own example client, C, doing almost nothing, in the same graph for the same time
+            peer = subprocess.Popen(["jack_metro", "-b", "120", "-n", "gg-peer-metro"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                soak_out = soak.communicate(timeout=soak_seconds + 120)[0]
+            finally:
+                for h in (*hogs_, peer):
+                    h.kill()
+                    h.wait()
             st = eng.status()
+            late1 = late_clients(os.environ["JACK_DEFAULT_SERVER"])
+            res["jack_named_late"] = {k: late1.get(k, 0) - late0.get(k, 0) for k in late1}
         midi.close()
     keys.close()
     res["load"] = json.loads(load_out.strip().splitlines()[-1])
+    res["soak_load"] = json.loads(soak_out.strip().splitlines()[-1])
+    res["hogs"] = hogs
+    res["core"] = eng.core.kind
     res["soak"] = {k: v for k, v in st.items() if not isinstance(v, (dict, list))}
-    res["soak_before"] = {k: st0[k] for k in ("underruns", "engine_underruns", "device_underflows")}
+    keys_ = ("underruns", "engine_underruns", "device_underflows", "host_stalls")
+    res["soak_before"] = {k: st0.get(k, 0) for k in keys_}
+    res["soak_only"] = {k: st.get(k, 0) - st0.get(k, 0) for k in keys_}
     res["osc"] = {**res["osc"], "counters": router.stats.as_dict()}
     res["midi"] = {**res["midi"], "counters": midi.stats.as_dict()}
     return res
@@ -185,12 +215,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--triggers", type=int, default=200, help="measurements of each kind")
     ap.add_argument("--soak-seconds", type=float, default=600)
+    ap.add_argument("--hogs", type=int, default=2, help="CPU-bound processes running beside the engine during the soak")
+    ap.add_argument("--core", default="auto", help="the engine's core: auto (C where it builds), c, python (the peer)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         kind, *rest = args.child
-        res = child_load(int(rest[0]), float(rest[1])) if kind == "load" else child_controls(Path(rest[0]), int(rest[1]), float(rest[2]))
+        if kind == "load":
+            res = child_load(int(rest[0]), float(rest[1]), len(rest) > 2 and rest[2] == "triggers")
+        else:
+            res = child_controls(Path(rest[0]), int(rest[1]), float(rest[2]), int(rest[3]))
         print(json.dumps(res))
         return
     import onnxruntime as ort
@@ -202,7 +237,9 @@ def main() -> None:
         jack, mode = start_jack(BLOCK, name)
         try:
             env = dict(os.environ, JACK_DEFAULT_SERVER=name)
-            r = subprocess.run([sys.executable, __file__, "--child", "controls", str(model), str(args.triggers), str(args.soak_seconds)],
+            env["GESTUREGAN_CORE"] = args.core
+            r = subprocess.run([sys.executable, __file__, "--child", "controls", str(model), str(args.triggers), str(args.soak_seconds),
+                                str(args.hogs)],
                                capture_output=True, text=True, env=env, timeout=7200)
             if r.returncode != 0:
                 raise RuntimeError(r.stderr[-3000:])
@@ -212,16 +249,22 @@ def main() -> None:
             jack.wait(10)
     res["jack"] = mode
     load = res["load"]
-    print(f"48 kHz / {BLOCK}, JACK {mode}, 3 blocks ahead; load {load['osc_sent'] / load['seconds']:.0f} OSC msgs/s + "
+    print(f"48 kHz / {BLOCK}, JACK {mode}, core {res['core']}; load {load['osc_sent'] / load['seconds']:.0f} OSC msgs/s + "
           f"{load['cc_sent'] / load['seconds']:.0f} CC/s, layer regenerating")
     for k in ("direct", "osc", "midi", "osc_fresh"):
         v = res[k]
         print(f"  {k:10s} p50 {v['p50_ms']:5.1f} ms  p99 {v['p99_ms']:5.1f} ms  max {v['max_ms']:5.1f} ms  (n={v['n']})")
-    s = res["soak"]
-    print(f"soak {args.soak_seconds:.0f} s under the load: underruns {s['underruns']} (engine's {s['engine_underruns']}), "
-          f"device xruns {s['device_underflows']}, late events {s['late_events']}, regenerations {s['regenerations']}, "
+    s, only = res["soak"], res["soak_only"]
+    sl = res["soak_load"]
+    print(f"soak {args.soak_seconds:.0f} s, {sl['osc_sent'] / sl['seconds']:.0f} OSC msgs/s (20 triggers/s among them) + "
+          f"{sl['cc_sent'] / sl['seconds']:.0f} CC/s, the layer regenerating, {res['hogs']} CPU-bound processes beside: "
+          f"engine underruns {only['engine_underruns']}, host stalls {only['host_stalls']}, device xruns {only['device_underflows']}, "
+          f"total underruns {only['underruns']}; late events {s['late_events']}, regenerations {s['regenerations']}, "
+          f"dropped triggers {s['dropped_triggers']}, max callback {s.get('max_callback_ms', 0):.2f} ms, "
           f"OSC handled {res['osc']['counters']['handled']} (bad {res['osc']['counters']['bad_args']}), "
           f"MIDI messages {res['midi']['counters']['messages']}")
+    print(f"  clients JACK named late during the soak ('was not finished'): {res['jack_named_late']} (PortAudio: the engine; "
+          f"gg-peer-metro: JACK's own C example client, the peer)")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
 

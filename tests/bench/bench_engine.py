@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -57,11 +58,14 @@ def export_model(folder: Path) -> Path:
 
 def start_jack(period: int, name: str) -> tuple[subprocess.Popen, str]:
     """A JACK server on the dummy driver: real-time scheduling where allowed (as on a musician's machine
-    set up for JACK), else --no-realtime. Returns the process and which mode it got."""
+    set up for JACK), else --no-realtime. Returns the process and which mode it got. Its log (where JACK
+    names the clients that were late: :func:`late_clients`) goes to ``jack_log(name)``."""
     env = dict(os.environ, JACK_DEFAULT_SERVER=name)
     for mode in ("-R", "--no-realtime"):
+        log = open(jack_log(name), "w")
         proc = subprocess.Popen(["jackd", "-n", name, mode, "-d", "dummy", "-r", str(SR), "-p", str(period)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                                stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+        log.close()
         if subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True).returncode == 0 and proc.poll() is None:
             return proc, "realtime" if mode == "-R" else "no-realtime"
         proc.kill()
@@ -69,13 +73,25 @@ def start_jack(period: int, name: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("jackd would not start")
 
 
-def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_block: int) -> dict:
+def jack_log(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{name}.log"
+
+
+def late_clients(name: str) -> dict[str, int]:
+    """How many times the JACK server named each client late so far ("client = X was not finished")."""
+    counts: dict[str, int] = {}
+    for m in re.finditer(r"client = (.+?) was not finished", jack_log(name).read_text(errors="replace")):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
+def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_block: int, core: str) -> dict:
     from instrument.audio import SoundDeviceSink
     from instrument.engine import Engine, EngineConfig
 
     sink = SoundDeviceSink(SR, period, 2, None)
     out = {}
-    with Engine(model, EngineConfig(SR, engine_block, buffer_blocks=buffer_blocks), sink=sink) as eng:
+    with Engine(model, EngineConfig(SR, engine_block, buffer_blocks=buffer_blocks, core=core), sink=sink) as eng:
         eng.set("variation", 0)
         applied: list[tuple[str, int, float]] = []  # (kind, sample applied, posted) while a trigger is measured
         watching = [False]
@@ -111,7 +127,8 @@ def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_b
                 dac = None
                 while dac is None and time.monotonic() < t_end:
                     time.sleep(0.002)
-                    if sink.stamps[(sink.counters[2] - 1) % len(sink.stamps), 0] > first_sample:
+                    last = sink._stamp(sink._callbacks() - 1)
+                    if last is not None and last[0] > first_sample:
                         dac = sink.dac_time_of(first_sample)
                 if dac is not None:
                     lat.append((dac - t_call) * 1000)
@@ -165,13 +182,13 @@ def child_idle(seconds: float) -> dict:
     return {"callbacks": flags[0], "device_underflows": flags[1]}
 
 
-def offline(model: Path) -> dict:
+def offline(model: Path, core: str) -> dict:
     from instrument.engine import Engine, EngineConfig
 
     res = {}
     for case in ("varied", "cached"):
         for block in (128, 1024):
-            with Engine(model, EngineConfig(SR, block), sync=True) as eng:
+            with Engine(model, EngineConfig(SR, block, core=core), sync=True) as eng:
                 rng = np.random.default_rng(1)
                 eng.set("layer", 1, at=0)
                 eng.set("layer_rate", 2, at=0)
@@ -204,12 +221,13 @@ def main() -> None:
     ap.add_argument("--soak-seconds", type=float, default=600)
     ap.add_argument("--triggers", type=int, default=200)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--model", type=Path, default=None, help="the model to play (default: a fresh WaveGAN d=32 export)")
     ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "latency":
-            res = child_latency(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]))
+            res = child_latency(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]), rest[5])
         elif kind == "soak":
             res = child_soak(Path(rest[0]), float(rest[1]), int(rest[2]) if len(rest) > 2 else 2)
         else:
@@ -221,16 +239,23 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, onnxruntime {ort.__version__}")
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model = export_model(Path(tmp))
+        model = args.model or export_model(Path(tmp))
         for period in (128, 256):
             name = f"gesturegan-bench-{os.getpid()}-{period}"
             jack, mode = start_jack(period, name)
             results[f"jack_{period}"] = mode
             try:
-                for eb, bb in ((period, 1), (period, 2), (period // 2, 3)):
-                    results[f"latency_{period}_{eb}x{bb}"] = r = run_child(
-                        ["latency", str(model), str(period), str(args.triggers), str(bb), str(eb)], name)
-                    print(f"48 kHz / {period}, JACK {mode}, engine {bb} x {eb} frames ahead: device latency {r['output_latency_ms']:.1f} ms; "
+                if period == 128:  # from outside: gesturegan play, a JACK client listening, beside a reference JACK synth
+                    from blackbox import run as blackbox
+
+                    for core in ("c", "python"):
+                        results[f"blackbox_{core}"] = r = blackbox(model, args.triggers, core, name)
+                        print(f"black box, 48 kHz / 128, {core} core: " + "; ".join(
+                            f"{k} p50 {v['p50_ms']:.1f} p99 {v['p99_ms']:.1f} ms" for k, v in r.items() if isinstance(v, dict)), flush=True)
+                for core, bb in (("c", 3), ("python", 3)) if period == 128 else (("c", 3),):
+                    results[f"latency_{period}_{core}"] = r = run_child(
+                        ["latency", str(model), str(period), str(args.triggers), str(bb), str(period), core], name)
+                    print(f"48 kHz / {period}, JACK {mode}, {core} core, {bb} blocks ahead: device latency {r['output_latency_ms']:.1f} ms; "
                           f"cached trigger p50 {r['cached']['p50_ms']:.1f} p99 {r['cached']['p99_ms']:.1f} ms; fresh latent p50 "
                           f"{r['fresh']['p50_ms']:.1f} p99 {r['fresh']['p99_ms']:.1f} ms; underruns {r['underruns']}, "
                           f"device underflows {r['device_underflows']}", flush=True)
@@ -245,10 +270,11 @@ def main() -> None:
             finally:
                 jack.terminate()
                 jack.wait(10)
-        results["offline"] = off = offline(model)
-        for block, r in off.items():
-            print(f"offline 3-minute event list, {block.replace('_', ', ')}-frame blocks: {r['seconds']:.2f} s, {r['rtf']:.0f}x real time "
-                  f"({r['clips_generated']} clips generated)", flush=True)
+        for core in ("c", "python"):
+            results[f"offline_{core}"] = off = offline(model, core)
+            for block, r in off.items():
+                print(f"offline 3-minute event list, {core} core, {block.replace('_', ', ')}-frame blocks: {r['seconds']:.2f} s, "
+                      f"{r['rtf']:.0f}x real time ({r['clips_generated']} clips generated)", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
