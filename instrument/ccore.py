@@ -57,7 +57,7 @@ int gg_callback(const void *, void *, unsigned long, const gg_timeinfo *, unsign
 STATE = ("t", "voices", "layer_active", "layer_fading", "layer_loops", "layer_crossfades", "layer_serial", "stolen", "nonfinite",
          "limited_blocks", "late_ops", "deferred_ops", "meter", "dropped_ops", "returns_lost", "monitor_lost", "callbacks",
          "frames", "device_underflows", "slow_callbacks", "max_callback_ms", "max_callback_gap_ms", "recent_handle", "recent_t", "started",
-         "stalled_callbacks")
+         "stalled_callbacks", "callback_busy_ms")
 MONITOR_S = 8.0  # seconds of output the recorder's copy can fall behind before frames are lost (counted)
 
 _lock = threading.Lock()
@@ -306,7 +306,8 @@ class CCore:
             if self._final is not None:
                 return dict(self._final)
             self.lib.gg_state(self.ptr, self._state)
-        return {k: (float(self._state[i]) if k in ("meter", "max_callback_ms", "max_callback_gap_ms") else int(self._state[i]))
+        return {k: (float(self._state[i]) if k in ("meter", "max_callback_ms", "max_callback_gap_ms", "callback_busy_ms")
+                    else int(self._state[i]))
                 for i, k in enumerate(STATE)}
 
     def voice_views(self) -> list[VoiceView]:

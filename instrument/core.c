@@ -79,7 +79,7 @@ typedef struct gg_core {
     uint64_t mon_w, mon_r;
     int32_t mon_on;
     double stamps[GG_STAMPS][2];
-    double last_cb_start, max_gap_ms, max_callback_ms;
+    double last_cb_start, max_gap_ms, max_callback_ms, busy_ms;
     /* counters (gg_state) */
     int64_t nonfinite, limited_blocks, stolen, late_ops, deferred_ops, dropped_ops, ret_lost, mon_lost;
     int64_t callbacks, frames, underflows, slow_callbacks, stalled_callbacks;
@@ -523,7 +523,7 @@ void gg_state(gg_core *c, double *s) {
                   (double)c->deferred_ops, c->meter, (double)c->dropped_ops, (double)c->ret_lost, (double)c->mon_lost,
                   (double)c->callbacks, (double)c->frames, (double)c->underflows, (double)c->slow_callbacks, c->max_callback_ms,
                   c->max_gap_ms, (double)c->recent_handle, (double)c->recent_t, (double)c->voice_ids,
-                  (double)c->stalled_callbacks};
+                  (double)c->stalled_callbacks, c->busy_ms};
     memcpy(s, v, sizeof v);
 }
 /* each voice: id, channel, note, gain, bend, expression gain, position, releasing, started_at, level */
@@ -562,6 +562,7 @@ int gg_callback(const void *in, void *out, unsigned long frames, const gg_timein
     gg_render(c, out, (int64_t)frames);
     double took = clock_ms(CLOCK_MONOTONIC) - start, worked = clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu, period = 1e3 * (double)frames / c->sr;
     if (took > c->max_callback_ms) c->max_callback_ms = took;
+    c->busy_ms += took;
     if (took > period) { if (worked > period) c->slow_callbacks++; else c->stalled_callbacks++; }
     c->frames += (int64_t)frames;
     __atomic_store_n(&c->callbacks, c->callbacks + 1, __ATOMIC_RELEASE);

@@ -371,7 +371,8 @@ class Engine(Mixer):
             "max_block_ms": tel.max_block_ms,
             "max_callback_ms": sink_stats.get("max_callback_ms", 0.0),
             "max_wake_gap_ms": tel.max_wake_gap_ms,
-            "render_load": tel.render_seconds / max(1e-9, tel.blocks * self.config.block_frames / self.sample_rate),
+            "render_load": (core.get("callback_busy_ms", 0.0) / max(1e-9, 1000 * core.get("frames", 0) / self.sample_rate) if self._native
+                            else tel.render_seconds / max(1e-9, tel.blocks * self.config.block_frames / self.sample_rate)),
             "cpu_cores": (time.process_time() - self._cpu0[0]) / max(1e-9, time.perf_counter() - self._cpu0[1]),
             "mix": {c: float(w) for c, w in zip(self.info.categories, self._mix)},
             "categories": list(self.info.categories),

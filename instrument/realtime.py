@@ -8,7 +8,8 @@ offline rendering leaves the process as it is.
   :data:`ENGINE_NICE`) where allowed; else the default.
 - The threads that receive gestures (OSC, MIDI): ``SCHED_FIFO`` at :data:`CONTROL_RT_PRIORITY`, else nice
   :data:`ENGINE_NICE` (:func:`raise_control_thread`).
-- The generation worker: nice :data:`WORKER_NICE`, background work (the engine thread and the callback
+- The generation worker: ``SCHED_FIFO`` at :data:`URGENT_RT_PRIORITY` (else nice 0) while it makes a clip a
+  trigger waits for (:func:`set_worker_urgency`); otherwise nice :data:`WORKER_NICE`, background work (the engine thread and the callback
   come first).
 - Python's switch interval: :data:`SWITCH_INTERVAL_S` instead of 5 ms, longer than a 2.7-ms block.
 - The garbage collector: everything alive when the performance starts is frozen out of later
@@ -64,6 +65,25 @@ def raise_control_thread() -> bool:
     4.6 ms, measured). Its work per message is small and bounded; the audio itself runs in the C callback,
     at JACK's higher priority."""
     return set_thread_realtime(CONTROL_RT_PRIORITY) or set_thread_nice(ENGINE_NICE)
+
+
+URGENT_RT_PRIORITY = 2  # the worker while it makes a clip someone is waiting for: below every other real-time thread of ours
+
+
+def set_worker_urgency(urgent: bool) -> None:
+    """The generation worker: SCHED_FIFO at :data:`URGENT_RT_PRIORITY` (else nice 0) while it makes a clip a
+    trigger waits for, back to nice :data:`WORKER_NICE` for render-ahead. At nice 10 beside two CPU-bound
+    processes, a waited-for clip queued behind them for tens of milliseconds."""
+    tid = threading.get_native_id()
+    try:
+        if urgent:
+            if not set_thread_realtime(URGENT_RT_PRIORITY):
+                set_thread_nice(0)
+        else:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            set_thread_nice(WORKER_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def tune_process_for_live(freeze_gc: bool = True) -> None:

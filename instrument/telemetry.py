@@ -97,7 +97,7 @@ ENGINE: tuple[Metric, ...] = (
     _m("max_block_ms", "float", "ms", "the longest a block took to render (numpy core) or to hand to the core (C core)"),
     _m("max_callback_ms", "float", "ms", "the longest the C core's audio callback took (its period: 2.67 ms at 128 / 48 kHz)"),
     _m("max_wake_gap_ms", "float", "ms", "the longest gap between two wake-ups of the engine thread"),
-    _m("render_load", "float", "fraction", "time spent rendering / audio time rendered", "render", ".0%"),
+    _m("render_load", "float", "fraction", "time spent rendering / audio time rendered (C core: in the audio callback)", "render", ".0%"),
     _m("cpu_cores", "float", "cores", "the process's CPU time / wall time since start (1.0 = one core busy)", "cpu", ".0%"),
     _m("mix", "floats", "", "the current category weights, one per category (as /status/categories orders them)", "mix"),
     _m("categories", "names", "", "the model's categories, in the order of mix"),

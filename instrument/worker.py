@@ -1,10 +1,12 @@
 """The generation worker: the one thread that runs the model.
 
-The engine thread asks for clips (:meth:`GenerationWorker.request`, never blocking); the worker takes
-every pending request at once, runs them as one batch (up to ``max_batch``), resamples the whole batch
-once to the device rate with soxr, sanitises it (NaN/Inf -> 0, huge peaks scaled down, both
-counted) and puts the clips in a small LRU cache, keyed by model, latent and mix. The engine looks
-clips up with :meth:`get` each block.
+The engine asks for clips (:meth:`GenerationWorker.request`, never blocking); the worker takes every
+pending request at once, runs them as one batch (up to ``max_batch``), resamples the whole batch once
+to the device rate with soxr, sanitises it (NaN/Inf -> 0, huge peaks scaled down, both counted) and
+puts the clips in a small LRU cache, keyed by model, latent and mix, then calls ``on_ready`` (the live
+engine looks at once). Requests a trigger waits for come first, alone, at a raised priority
+(:func:`instrument.realtime.set_worker_urgency`); render-ahead's guesses (:meth:`prefetch`) follow in
+batches of ``PREFETCH_BATCH`` at the background priority.
 
 ``generate_now`` does the same work in the caller's thread: the offline renderer (and any test that
 must be sample-exact) uses it so results never depend on thread timing.
@@ -24,7 +26,7 @@ import numpy as np
 import soxr
 
 from .model import GeneratorModel
-from .realtime import WORKER_NICE, set_thread_nice
+from .realtime import WORKER_NICE, set_thread_nice, set_worker_urgency
 from .voices import END_FADE_S
 
 PREFETCH_BATCH = 2  # render-ahead runs in small batches, so an urgent request never waits long behind one
@@ -147,12 +149,16 @@ class GenerationWorker:
 
     def _loop(self) -> None:
         set_thread_nice(WORKER_NICE)  # generation is background work: the engine thread and the callback come first
+        urgent = False
         while not self._stop:
             self._wake.wait(0.1)
             self._wake.clear()
             while (self._pending or self._prefetch) and not self._stop:
+                if bool(self._pending) != urgent:  # a trigger waits: made at once, at a raised priority, on its own
+                    urgent = not urgent
+                    set_worker_urgency(urgent)
                 batch, seen = [], set()
-                for queue, limit in ((self._pending, self.max_batch), (self._prefetch, PREFETCH_BATCH)):
+                for queue, limit in ((self._pending, self.max_batch),) if urgent else ((self._prefetch, PREFETCH_BATCH),):
                     while queue and len(batch) < limit:
                         try:
                             r = queue.popleft()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything GestureGAN's test suite needs on a fresh Debian/Ubuntu machine, then runs it.
-#   - system packages (PortAudio, JACK, liblo's oscsend/oscdump, SuperCollider's sclang and Pure Data's pd,
+#   - system packages (PortAudio, JACK, gcc for the engine's C core, liblo's oscsend/oscdump, SuperCollider's sclang and Pure Data's pd,
 #     the real OSC clients the example patches are tested with, and Chromium for the control page's browser
 #     test, driven by Playwright) through apt-get when run as root and
 #     missing; otherwise it says which are missing and the tests that need them skip with that reason;
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(libportaudio2 jackd2 liblo-tools supercollider-language puredata-core chromium)
+SYSTEM_PACKAGES=(libportaudio2 jackd2 gcc liblo-tools supercollider-language puredata-core chromium)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -44,6 +44,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[train,test]"
+# the engine's real-time core (instrument/core.c), compiled once into ~/.cache/gesturegan; says where, or why not
+.venv/bin/python -c 'import instrument.ccore as c; c.main()'
 
 # The audio tests play through a real PortAudio stream on JACK's dummy driver (paced in real time, no
 # sound card): start a server for them unless one is running, and stop it afterwards.

@@ -85,11 +85,15 @@ def child_load(port: int, seconds: float, triggers: bool = False) -> dict:
 
     from instrument.oscwire import encode
 
+    import signal
+
     out = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output("bench-cc", virtual=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # the engine process ends the load when its measurement is done
     t0 = time.monotonic()
     k = sent = cc = 0
-    while time.monotonic() - t0 < seconds:
+    while time.monotonic() - t0 < seconds and not stop:
         ph = k / 200
         if k % 2 == 0:
             sock.sendto(encode("/gesturegan/morph", (0.5 + 0.4 * math.cos(ph), 0.5 + 0.4 * math.sin(ph))), ("127.0.0.1", port))
@@ -110,8 +114,10 @@ def child_load(port: int, seconds: float, triggers: bool = False) -> dict:
 
 
 def hog(n: int) -> list[subprocess.Popen]:
-    """``n`` CPU-bound processes (a performer's laptop also runs a DAW and a browser)."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    """``n`` CPU-bound processes (a performer's laptop also runs a DAW and a browser). They end by themselves
+    after an hour even if nobody kills them."""
+    return [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 3600\nwhile time.time() < t: pass"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
 
 
 def child_controls(model: Path, n: int, soak_seconds: float, hogs: int) -> dict:
@@ -139,7 +145,7 @@ def child_controls(model: Path, n: int, soak_seconds: float, hogs: int) -> dict:
         with OscServer(router, port=0) as srv:
             midi.open(["bench-keys", "bench-cc"], api="jack", poll_s=0.5)
             eng.start()
-            total = 4 * n * 0.35
+            total = 4 * n * 0.5 + 60  # stopped (SIGTERM) when the measurements are done
             load = subprocess.Popen([sys.executable, __file__, "--child", "load", str(srv.port), str(total)],
                                     stdout=subprocess.PIPE, text=True, env=os.environ)
             time.sleep(2.0)  # the load's MIDI port is connected by hot-plug
@@ -178,7 +184,8 @@ def child_controls(model: Path, n: int, soak_seconds: float, hogs: int) -> dict:
                 a = np.array(v)
                 res[mode] = {"n": len(a), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                              "max_ms": float(a.max())}
-            load_out = load.communicate(timeout=120)[0]
+            load.terminate()
+            load_out = load.communicate(timeout=60)[0]
             st0 = eng.status()
             # the soak: the load with 20 triggers a second, and `hogs` CPU-bound processes beside the engine
             soak = subprocess.Popen([sys.executable, __file__, "--child", "load", str(srv.port), str(soak_seconds), "triggers"],

@@ -1,27 +1,30 @@
 """The engine in real time on JACK's dummy driver, and offline.
 
-    python tests/bench/bench_engine.py                      # latency at 128 and 256 frames, a 10-minute soak, offline render
-    python tests/bench/bench_engine.py --soak-seconds 60    # a shorter soak
+    python tests/bench/bench_engine.py --model presets/default.onnx   # as recorded in tests/bench/README.md
+    python tests/bench/bench_engine.py --soak-seconds 60              # a shorter soak
     python tests/bench/bench_engine.py --json out.json
 
-Model: a freshly initialised WaveGAN d=32 (16384 samples at 16 kHz) exported with ``gesturegan export``:
-the size the default model will have, ~3.5 ms per clip on this CPU. (Speed does not depend on weights.)
+Model: ``--model``, else a freshly initialised WaveGAN d=32 (16384 samples at 16 kHz) exported with
+``gesturegan export``. (Speed does not depend on weights.)
 
-1. **Control-to-sound latency**, 48 kHz, 128 and 256 frames, each in its own JACK server (dummy
-   driver, ``-p`` = the block) and its own process. For each of 200 triggers, 40-60 ms apart: the
-   stream time when ``Engine.trigger`` is called, and the DAC time of the first sample the trigger
-   changes (the callback's ``outputBufferDacTime`` for the block holding it, plus its offset in the
-   block). "Cached": the trigger's clip is already generated (the render-ahead case). "Fresh latent": the
-   seed changes just before each trigger, so the clip must be generated first.
-2. **Soak** at 48 kHz / 128: triggers at 20/s, 10 layer regenerations per second (a macro moving,
-   ``layer_rate`` 10), for ``--soak-seconds`` (600). Underruns are the ring running dry in the callback;
-   "device underflows" are PortAudio's own flags, next to those of an idle stream (a callback that only
-   writes zeros) measured in the same run for 60 s: JACK's dummy driver on a 2-core VM misses a few
-   periods by itself.
-3. **Offline render** of a 3-minute event list (4 triggers/s over the 4 categories, the layer on with
-   0.5 s regenerations), real-time factor, at 128- and 1024-frame blocks: "varied" (every trigger a
-   new variation, a macro sweeping 10 times a second: about 1,000 clips to generate) and "cached"
-   (variation 0, no sweep: a handful of clips, so the figure is the mixer's own speed).
+1. **Control-to-sound latency from outside** (:mod:`blackbox`), 48 kHz / 128: ``gesturegan play`` in a process
+   of its own, OSC and JACK MIDI triggers, a JACK client of ours listening to its output port; beside a
+   reference JACK synth measured the same way (the set-up's floor). With the C core and with the numpy
+   core (the peer).
+2. **Control-to-sound latency from the stream's timestamps**, 48 kHz, 128 and 256 frames, each in its own
+   JACK server (dummy driver, ``-p`` = the block) and its own process. For each of 200 triggers, 40-60 ms
+   apart: the stream time when ``Engine.trigger`` is called, and the DAC time of the first sample the
+   trigger changes (the callback's ``outputBufferDacTime`` for the block holding it, plus its offset in
+   the block). "Cached": the trigger's clip is already generated (the render-ahead case). "Fresh latent":
+   the seed changes just before each trigger, so the clip must be generated first.
+3. **Soak** at 48 kHz / 128: triggers at 20/s, 10 layer regenerations per second (a macro moving,
+   ``layer_rate`` 10), for ``--soak-seconds`` (600). (The soak under the OSC/MIDI control load with two
+   CPU-bound processes beside it is ``bench_controls.py``'s.) Next to it, an idle stream (a callback that
+   only writes zeros) for 60 s: what JACK's dummy driver does by itself on this machine.
+4. **Offline render** of a 3-minute event list (4 triggers/s over the 4 categories, the layer on with
+   0.5 s regenerations), real-time factor, at 128- and 1024-frame blocks, C core and numpy core: "varied"
+   (every trigger a new variation, a macro sweeping 10 times a second: about 1,000 clips to generate) and
+   "cached" (variation 0, no sweep: a handful of clips, so the figure is the mixer's own speed).
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def child_latency(model: Path, period: int, n: int, buffer_blocks: int, engine_b
                 if not triggers or len(eng.telemetry.trigger_delays) == before:
                     continue
                 delay = eng.telemetry.trigger_delays[-1]
-                first_sample = (triggers[-1][1] + delay) if delay == 0 else eng.voices[-1].started_at if eng.voices else None
+                first_sample = triggers[-1][1] + delay  # a late clip's voice starts `delay` samples after the trigger's sample
                 if first_sample is None:
                     continue
                 t_end = time.monotonic() + 0.5

@@ -114,6 +114,8 @@ def run(model: Path, triggers: int, core: str, server: str | None, rate: int = 4
     from instrument.oscwire import encode
 
     env = dict(os.environ, **({"JACK_DEFAULT_SERVER": server} if server else {}))
+    if server:
+        os.environ["JACK_DEFAULT_SERVER"] = server  # this process's RtMidi output (which takes no server name) too
     listener = Listener(server)
     reference = ReferenceSynth(server)
     before = {p.name for p in listener.client.get_ports(is_audio=True, is_output=True)}

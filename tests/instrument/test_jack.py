@@ -197,3 +197,18 @@ def test_play_from_osc_and_a_virtual_midi_input(jack, tmp_path):
     assert "recorded" in out and "control events" in out
     audio = render_score(score)
     assert abs(len(audio) / SR - len(take) / SR) < 0.5 and np.abs(audio).max() > 0.01
+
+
+def test_play_answers_osc_and_midi_as_a_jack_client_listening_hears_it(jack, tmp_path):
+    """The black-box latency harness (tests/bench/blackbox.py) on a few triggers: ``gesturegan play`` in a
+    process of its own, OSC packets and JACK MIDI notes, a JACK client of ours hearing each one. (How fast
+    is the benchmark's business; here: every gesture sounds, and the harness measures something sane.)"""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from blackbox import run
+
+    model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
+    res = run(model, 5, "auto", os.environ.get("JACK_DEFAULT_SERVER"))
+    for mode in ("reference", "osc_cached", "midi_cached", "osc_fresh"):
+        assert res[mode]["n"] == 5 and res[mode]["missed"] == 0, res
+        assert 4.0 < res[mode]["min_ms"] and res[mode]["max_ms"] < 200, res  # past JACK's own playback latency, and not lost
+    assert res["playback_latency_ms"] == pytest.approx(256 / 48, abs=0.01)
