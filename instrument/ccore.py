@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import PyCore
+from .files import write_atomic
 
 SOURCE = Path(__file__).with_name("core.c")
 CFLAGS = ["-O3", "-fPIC", "-shared", "-std=c11", "-D_POSIX_C_SOURCE=200809L"]
@@ -81,7 +82,7 @@ def _compiler() -> str | None:
     return None
 
 
-def build(quiet: bool = True) -> Path:
+def build() -> Path:
     """The compiled core for this source, built now if it is not in the cache yet. Raises CoreBuildError."""
     src = SOURCE.read_bytes()
     tag = hashlib.sha256(src + " ".join(CFLAGS).encode() + sys.platform.encode()).hexdigest()[:16]
@@ -91,18 +92,17 @@ def build(quiet: bool = True) -> Path:
     cc = _compiler()
     if cc is None:
         raise CoreBuildError("no C compiler found (install gcc: apt-get install gcc)")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-        os.close(fd)
-    except OSError as e:
-        raise CoreBuildError(f"cannot write to {out.parent}: {e.strerror}") from None
-    r = subprocess.run([cc, *CFLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True)
-    if r.returncode != 0:
-        os.unlink(tmp)
-        first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[:200])
-        raise CoreBuildError(f"{cc} failed on {SOURCE.name}: {first}")
-    os.replace(tmp, out)  # whole or not at all, even with two processes building at once
+    with tempfile.TemporaryDirectory() as tmp:
+        so = Path(tmp) / out.name
+        r = subprocess.run([cc, *CFLAGS, "-o", str(so), str(SOURCE), "-lm"], capture_output=True, text=True)
+        if r.returncode != 0:
+            first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[:200])
+            raise CoreBuildError(f"{cc} failed on {SOURCE.name}: {first}")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(out, so.read_bytes(), unique=True)  # whole or not at all, even with two processes building at once
+        except OSError as e:
+            raise CoreBuildError(f"cannot write to {out.parent}: {e.strerror}") from None
     return out
 
 
@@ -112,7 +112,7 @@ def load():
     with _lock:
         if _loaded is None:
             try:
-                import cffi
+                import cffi  # sounddevice's dependency; only when a core is made
 
                 ffi = cffi.FFI()
                 ffi.cdef(CDEF)

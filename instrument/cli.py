@@ -203,7 +203,7 @@ def _stop_on_signal(signum: int, frame: object) -> None:
 
 
 def run_play(args: argparse.Namespace) -> int:
-    from .audio import SoundDeviceSink
+    from .audio import SoundDeviceSink  # loaded for this command only
     from .recorder import Recorder  # loaded for this command only
     from .engine import Engine, EngineConfig
     from .params import ParamError

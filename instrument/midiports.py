@@ -30,6 +30,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from .realtime import raise_control_thread
+
 log = logging.getLogger("gesturegan.midi")
 
 CLIENT_NAME = "gesturegan"
@@ -135,8 +137,6 @@ class MidiInputs:
 
     def _read(self) -> None:
         """JACK: take what RtMidi queued, every ``READ_EVERY_S``."""
-        from .realtime import raise_control_thread
-
         raise_control_thread()
         while self.running:
             with self._ports_lock:
