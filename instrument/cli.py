@@ -246,7 +246,9 @@ def run_play(args: argparse.Namespace) -> int:
         m = eng.worker.model
         print(f"playing {model} ({m.info.architecture}, {', '.join(m.info.categories)}) on "
               f"{sink.stream.device if sink.stream is not None else device}, {args.rate} Hz, {args.block} frames, "
-              f"output latency {1000 * (sink.output_latency_s or 0):.1f} ms, inference on {m.provider}"
+              f"output latency {1000 * (sink.output_latency_s or 0):.1f} ms, "
+              f"{'C core in the audio callback' if eng.core.kind == 'c' else 'numpy core, ' + str(args.buffer_blocks) + ' blocks ahead'}, "
+              f"inference on {m.provider}"
               + (f" ({m.provider_note})" if m.provider_note else ""))
         gone = _run(eng, args, osc, midi, sink.lost)
         if gone:

@@ -10,8 +10,9 @@ from .realtime import ENGINE_RT_PRIORITY
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """The engine's settings: rate, block, channels, how far it renders ahead, its seed, where the model
-    runs, and the live thread's real-time priority (:mod:`instrument.realtime`). Checked when made."""
+    """The engine's settings: rate, block, channels, how far ahead it works, its seed, where the model
+    runs, the live thread's real-time priority (:mod:`instrument.realtime`) and which real-time core
+    (:mod:`instrument.core`). Checked when made."""
 
     sample_rate: int = 48000
     block_frames: int = 128

@@ -25,6 +25,9 @@ what to do with operations stamped with a sample time (``ASAP``: at the start of
 ``layer_stop``      fade the layer out
 ==================  ==========================================================================================
 
+Operations cross from Python to the C core through a queue of 4,096: when it is full the newest is dropped and
+counted (``dropped_ops``), never waited for; the core takes at most 256 a block from it.
+
 A block: the layer's end-of-clip check at its first sample, then the operations due in it in time order
 (at most ``MAX_OPS_PER_BLOCK``; later ones wait a block, counted), each at its sample (the block is cut there),
 then the safety chain on the whole block. The same operations and the same block sizes give the same

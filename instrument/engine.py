@@ -1,21 +1,23 @@
-"""The live engine: the instrument's thread-safe API, the engine thread that keeps the ring buffer
-full, start/stop, hot-swapping the model, recording and the status.
+"""The live engine: the instrument's thread-safe API, the threads that feed the real-time core,
+start/stop, hot-swapping the model, recording and the status.
 
-Threads and who owns what::
+Threads and who owns what, with the C core (:mod:`instrument.ccore`, the default where it builds)::
 
-    any thread ── Engine.set / trigger / note_on / ... ──> command queue ─┐
-                                                                         v
-    engine thread: the mixer (instrument.mixer) drains commands into a time-ordered heap and renders
-                   blocks (process_block) into the ring
-    generation worker: runs the model (instrument.worker), fills the clip cache
-    audio callback (instrument.audio): copies from the ring; nothing else
+    any thread ── Engine.set / trigger / note_on / ... ──> the schedule (instrument.schedule)
+    the posting thread (OSC, MIDI reader, a script), or else the engine thread every half block:
+                   Mixer.control -> the core's timed operations -> SPSC queue ─┐
+    generation worker: runs the model (instrument.worker), fills the clip cache  │
+    audio callback: C (instrument/core.c), renders each block itself <──────────┘ (no Python)
+    engine thread: also passes the core's copy of the output to the recorder and listeners
 
-**One path for live and offline.** :meth:`Mixer.process_block` is all there is. Live, the engine
-thread calls it whenever the ring has room; offline, :meth:`Engine.render` (:mod:`instrument.offline`)
-calls it in a loop and writes a WAV, with clips generated on the spot
-(:class:`~instrument.worker.ClipsOnTheSpot`) so the output does not depend on timing: an offline
-render and the same commands played through the live path (an in-memory sink, ``sync=True``) give the
-same samples.
+With the numpy core (no C compiler, or ``EngineConfig(core="python")``) the engine thread renders
+``buffer_blocks`` ahead into a ring buffer and a Python callback copies from it (:mod:`instrument.audio`).
+
+**One path for live and offline.** The mixer's :meth:`~instrument.mixer.Mixer.control` and the core are all
+there is. Offline, :meth:`Engine.render` (:mod:`instrument.offline`) runs them on a manual clock and writes
+a WAV, with clips generated on the spot (:class:`~instrument.worker.ClipsOnTheSpot`) so the output does
+not depend on timing: an offline render and the same commands played through the live path (an
+in-memory sink, ``sync=True``: control before each block, then the same callback) give the same samples.
 """
 
 from __future__ import annotations
