@@ -51,6 +51,7 @@ int64_t gg_monitor_read(gg_core *, float *, int64_t);
 int64_t gg_now(gg_core *);
 int64_t gg_layer_serial(gg_core *);
 void gg_state(gg_core *, double *);
+int32_t gg_state_len(void);
 int32_t gg_voices(gg_core *, double *, int32_t);
 int gg_stamp(gg_core *, int64_t, double *);
 int gg_callback(const void *, void *, unsigned long, const gg_timeinfo *, unsigned long, void *);
@@ -116,7 +117,10 @@ def load():
 
                 ffi = cffi.FFI()
                 ffi.cdef(CDEF)
-                _loaded = (ffi, ffi.dlopen(str(build())))
+                lib = ffi.dlopen(str(build()))
+                if lib.gg_state_len() != len(STATE):  # the two lists of counters must agree, or gg_state writes past the buffer
+                    raise CoreBuildError(f"core.c reports {lib.gg_state_len()} counters, ccore.py names {len(STATE)}")
+                _loaded = (ffi, lib)
             except CoreBuildError as e:
                 _loaded = (None, str(e))
             except (OSError, ImportError) as e:

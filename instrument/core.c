@@ -516,7 +516,9 @@ int64_t gg_monitor_read(gg_core *c, float *out, int64_t max_frames) {
 int64_t gg_now(gg_core *c) { return __atomic_load_n(&c->t, __ATOMIC_ACQUIRE); }
 int64_t gg_layer_serial(gg_core *c) { return c->layer_serial; }
 
-/* the counters, in the order instrument/ccore.py names them */
+/* the counters, in the order instrument/ccore.py names them (GG_STATE_N of them: checked at load) */
+#define GG_STATE_N 27
+int32_t gg_state_len(void) { return GG_STATE_N; }
 void gg_state(gg_core *c, double *s) {
     double v[] = {(double)c->t, c->nv, c->cur.clip != NULL, c->fade_n > 0, (double)c->loops, (double)c->crossfades,
                   (double)c->layer_serial, (double)c->stolen, (double)c->nonfinite, (double)c->limited_blocks, (double)c->late_ops,
@@ -524,6 +526,7 @@ void gg_state(gg_core *c, double *s) {
                   (double)c->callbacks, (double)c->frames, (double)c->underflows, (double)c->slow_callbacks, c->max_callback_ms,
                   c->max_gap_ms, (double)c->recent_handle, (double)c->recent_t, (double)c->voice_ids,
                   (double)c->stalled_callbacks, c->busy_ms};
+    _Static_assert(sizeof v / sizeof v[0] == GG_STATE_N, "GG_STATE_N");
     memcpy(s, v, sizeof v);
 }
 /* each voice: id, channel, note, gain, bend, expression gain, position, releasing, started_at, level */

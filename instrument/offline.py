@@ -81,6 +81,7 @@ def _render_some(engine: Mixer, chunk: np.ndarray, most: int) -> int:
     engine.control(t, t + b)
     k = 1 + engine.quiet_blocks(t + b, b, most - 1)
     got = engine.core.render_blocks(chunk[: k * b], b)
-    engine._emit(chunk[: got * b], t)
+    if engine._block_listeners:  # the chunk is reused: listeners get their own copy
+        engine._emit(chunk[: got * b].copy(), t)
     engine.telemetry.blocks += got
     return got
