@@ -286,25 +286,21 @@ class SoundDeviceSink(_Sink):
         self.abandoned = False  # PortAudio did not return from closing the stream (its server died under it)
 
     def start(self, ring: RingBuffer) -> None:
-        try:
-            self.stream = self._sd.OutputStream(
-                samplerate=self.sample_rate, blocksize=self.block_frames, channels=self.channels, dtype="float32",
-                device=self.device, latency=self._latency, callback=make_callback(ring, self.counters, self.stamps, self.events))
-            self.stream.start()
-        except Exception as e:  # noqa: BLE001
-            raise AudioDeviceError(f"cannot open the output stream (busy or gone?): {e}\noutput devices:\n{list_devices()}") from None
-        self.output_latency_s = float(self.stream.latency)
-        self._progress = (int(self.counters[CALLBACKS]), time.monotonic())
+        """Play the ring buffer through the Python callback (the numpy core)."""
+        self._open(lambda sd, kw: sd.OutputStream(**kw, callback=make_callback(ring, self.counters, self.stamps, self.events)))
 
     def start_native(self, core) -> None:
         """Play with the C core's callback (no Python on the audio thread): PortAudio calls it with the core as userdata."""
         self.native = core
-        sd = self._sd
+        self._open(lambda sd, kw: sd._StreamBase(kind="output", **kw, callback=sd._ffi.cast("PaStreamCallback *", core.callback),
+                                                 userdata=sd._ffi.cast("void *", core.userdata), wrap_callback=None))
+
+    def _open(self, make) -> None:
+        """Open and start the stream ``make(sounddevice, settings)`` returns; a failure is one AudioDeviceError."""
+        settings = dict(samplerate=self.sample_rate, blocksize=self.block_frames, channels=self.channels, dtype="float32",
+                        device=self.device, latency=self._latency)
         try:
-            self.stream = sd._StreamBase(kind="output", samplerate=self.sample_rate, blocksize=self.block_frames, device=self.device,
-                                         channels=self.channels, dtype="float32", latency=self._latency,
-                                         callback=sd._ffi.cast("PaStreamCallback *", core.callback),
-                                         userdata=sd._ffi.cast("void *", core.userdata), wrap_callback=None)
+            self.stream = make(self._sd, settings)
             self.stream.start()
         except Exception as e:  # noqa: BLE001
             raise AudioDeviceError(f"cannot open the output stream (busy or gone?): {e}\noutput devices:\n{list_devices()}") from None

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import PyCore
+from .dsp import db_to_gain
 from .files import write_atomic
 
 SOURCE = Path(__file__).with_name("core.c")
@@ -177,9 +178,8 @@ class CCore:
         self.ffi, self.lib = ffi, lib
         self.sample_rate, self.channels, self.block_frames = sample_rate, channels, block_frames
         n = [max(1, int(round(s * sample_rate))) for s in smoothing_s]
-        db = lambda d: 0.0 if d <= -120 else 10.0 ** (d / 20.0)  # noqa: E731
         self.ptr = lib.gg_new(sample_rate, channels, block_frames, int(MONITOR_S * sample_rate), voices_gain, layer_gain, pitch,
-                              db(gain_db), db(ceiling_db), n[0], n[1], n[2], xfade)
+                              db_to_gain(gain_db), db_to_gain(ceiling_db), n[0], n[1], n[2], xfade)
         if self.ptr == ffi.NULL:
             raise MemoryError("the C core could not allocate its buffers")
         self._clips: dict[int, object] = {}  # handle -> (array, its cffi pointer), while the core may read it
