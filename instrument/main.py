@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from . import cli, demo, inspect
 from .audio import AudioDeviceError
+from .ccore import CoreBuildError
 from .errors import MissingExtraError, ModelFileError, ProviderError
 from .midiports import MidiError
 from .midimap import MidiMapError
@@ -33,7 +34,7 @@ ENTRY_POINTS = "gesturegan.commands"
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ModelFileError, ProviderError, AudioDeviceError, ParamError, OscConfigError, MidiError, MidiMapError, PresetError, ScoreError,
-    ScriptError, FileNotFoundError, NotADirectoryError, PermissionError,
+    ScriptError, CoreBuildError, FileNotFoundError, NotADirectoryError, PermissionError,
 )
 
 

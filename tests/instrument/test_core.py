@@ -217,3 +217,10 @@ def test_whose_underrun_with_the_c_callback():
     assert st["underruns"] == 2 and st["max_callback_ms"] < 2.67
     assert sink.dac_time_of(128 * 10 + 5) == pytest.approx((128 * 10 + 5) / SR)  # the stamps map samples to DAC time
     core.close()
+
+
+def test_the_engine_config_refuses_an_unknown_core():
+    from instrument.engine import EngineConfig
+
+    with pytest.raises(ValueError, match="core must be auto, c or python, got 'gpu'"):
+        EngineConfig(core="gpu")

@@ -212,3 +212,12 @@ def test_play_answers_osc_and_midi_as_a_jack_client_listening_hears_it(jack, tmp
         assert res[mode]["n"] == 5 and res[mode]["missed"] == 0, res
         assert 4.0 < res[mode]["min_ms"] and res[mode]["max_ms"] < 200, res  # past JACK's own playback latency, and not lost
     assert res["playback_latency_ms"] == pytest.approx(256 / 48, abs=0.01)
+
+
+def test_play_asked_for_the_c_core_without_a_compiler_says_so_in_one_line(jack, tmp_path):
+    model = engine_model_file(tmp_path / "m.onnx", n_samples=16384)
+    r = subprocess.run([sys.executable, "-m", "instrument", "play", "--model", str(model), "--core", "c", "--seconds", "1",
+                        "--no-web", "--no-osc", "-q"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "GESTUREGAN_CACHE": str(tmp_path / "empty"), "CC": "no-such-compiler", "PATH": str(tmp_path)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "gesturegan: error: no C compiler found (install gcc: apt-get install gcc)"
