@@ -18,7 +18,8 @@ from torch import nn
 from .augment import augment_audio
 from .config import TrainConfig
 from .critics import log_spectrogram
-from .losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, mode_seeking, r1_penalty
+from .losses import (aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, mode_seeking, r1_penalty,
+                     twin_confusion)
 from .models import sample_latents
 
 
@@ -107,9 +108,14 @@ class AdversarialSteps:
         if logits is not None:
             # the classifiers learn the categories from real clips only: judged on fakes they would learn the
             # generator's mistakes as the category (AC-GAN's known failure; Gong et al. 2019 "TAC-GAN")
-            aux = aux_class_loss(logits[:, :b], cat)
+            k = cat.shape[1]
+            aux = aux_class_loss(logits[:, :b, :k], cat)
             loss = loss + c.aux_class * aux
             out["aux_class"] = aux.detach()
+            if c.aux_twin > 0:  # the twins learn the categories the generator makes, from its clips only
+                twin = aux_class_loss(logits[:, b : 2 * b, k:], cat)
+                loss = loss + c.aux_class * twin
+                out["aux_twin"] = twin.detach()
         if self.poison_next:
             self.poison_next = False
             loss = loss * float("nan")
@@ -146,7 +152,10 @@ class AdversarialSteps:
                 scores, logits = self._score(n.d_for_g, augment_audio(fake, self.augment), cat)
                 loss = generator_loss(c.loss, scores)
                 if logits is not None:  # make clips the critics' classifiers hear as the category asked for
-                    loss = loss + c.aux_class * aux_class_loss(logits, cat, c.aux_confidence)
+                    k = cat.shape[1]
+                    loss = loss + c.aux_class * aux_class_loss(logits[..., :k], cat, c.aux_confidence)
+                    if c.aux_twin > 0:  # ... and no more obvious than the data's (TAC-GAN)
+                        loss = loss - c.aux_class * c.aux_twin * twin_confusion(logits[..., k:], cat)
                 if c.line_penalty > 0 and self.line_reference is not None:
                     lines = line_penalty(line_contrast(fake), self.line_reference)
                     loss = loss + c.line_penalty * lines

@@ -30,7 +30,7 @@ MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps
                 "spectral_critics", "mbstd", "conditioning", "envelope")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
-                 "aux_class", "aux_confidence", "line_penalty", "fake_batches")
+                 "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
 
 RECIPES: dict[str, dict] = {
     "paper": {},  # the dataclass defaults
@@ -75,6 +75,7 @@ class TrainConfig:
     mode_seeking_from: int = 0  # the step it starts at (0: from the first), so the categories are learnt first
     aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     aux_confidence: float = 0.0  # the generator's classifier reward stops at this probability of the category (0 = never)
+    aux_twin: float = 0.0  # with aux_class: weight of the twin classifiers (trained on generated clips) the generator must confuse (TAC-GAN)
     fake_batches: str = "sorted"  # generator-step categories in category order like real batches ("drawn": the old order)
     line_penalty: float = 0.0  # WaveGAN: weight of the penalty on spectral lines the data lacks (the upsampling buzz; 0 = off)
     ema: float = 0.0  # decay of an exponential moving average of the generator's weights, kept beside them (0 = off)
@@ -120,6 +121,7 @@ class TrainConfig:
             (self.mode_seeking_from >= 0, "mode_seeking_from", ">= 0 (a step)"),
             (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (0 <= self.aux_confidence < 1, "aux_confidence", "in [0, 1) (0: the reward never stops), e.g. 0.9"),
+            (self.aux_twin >= 0, "aux_twin", ">= 0 (0 turns it off)"),
             (self.line_penalty >= 0, "line_penalty", ">= 0 (0 turns it off)"),
             (self.fake_batches in ("sorted", "drawn"), "fake_batches", "'sorted' or 'drawn'"),
             (self.init in ("default", "kaiming"), "init", "'default' or 'kaiming'"),
@@ -147,6 +149,9 @@ class TrainConfig:
         if self.aux_confidence > 0 and self.aux_class == 0:
             raise ValueError(f"--aux-confidence {self.aux_confidence:g} with --aux-class 0: there is no classifier to be "
                              "confident; add --aux-class W, or use --aux-confidence 0")
+        if self.aux_twin > 0 and self.aux_class == 0:
+            raise ValueError(f"--aux-twin {self.aux_twin:g} with --aux-class 0: the twin classifiers balance the critics' "
+                             "category classifiers; add --aux-class W, or use --aux-twin 0")
         if self.arch == "specgan" and self.line_penalty > 0:
             raise ValueError(f"--line-penalty {self.line_penalty:g} with --arch specgan: the penalty is on the waveform "
                              "generator's upsampling buzz and SpecGAN makes spectrograms; use --line-penalty 0, or --arch wavegan")
@@ -257,6 +262,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--aux-confidence", type=float, default=b, metavar="P",
                    help="with --aux-class: a clip stops earning the classifiers' reward once they give its category "
                         "probability P, e.g. 0.9, so the generator is not pushed on to one sure clip a category (default 0: never)")
+    o.add_argument("--aux-twin", type=float, default=b, metavar="W",
+                   help="with --aux-class: a twin classifier in each critic learns the categories of generated clips, and "
+                        "the generator is rewarded (weight W) for clips it cannot tell apart more than real ones are "
+                        "(TAC-GAN: keeps each category as varied as the data; default 0: off)")
     o.add_argument("--line-penalty", type=float, default=b, metavar="W",
                    help="WaveGAN: weight of a penalty on spectral lines every generated clip has and the data lacks "
                         "(the upsampling layers' buzz at fixed frequencies; default 0: off)")

@@ -50,6 +50,13 @@ def critic_head(critic: nn.Module, phi: torch.Tensor, category: torch.Tensor, lo
     return score, critic.classify(phi)
 
 
+def aux_heads(config) -> int:
+    """How many category classifiers a :class:`~train.config.TrainConfig` puts in each critic: none, the
+    classifier of ``--aux-class`` (learns the categories of real clips), and with ``--aux-twin`` its twin
+    (learns the categories of generated clips; TAC-GAN, Gong et al. 2019)."""
+    return 0 if config.aux_class == 0 else 1 + int(config.aux_twin > 0)
+
+
 def minibatch_stddev(x: torch.Tensor, group: int = MBSTD_GROUP) -> torch.Tensor:
     """``x : [B, C, *S]`` -> ``[B, C + 1, *S]``: one more channel holding, for every clip, the mean standard
     deviation of the features across its group of ``group`` consecutive clips. Groups are consecutive so
@@ -82,7 +89,7 @@ class SpectralCritic(nn.Module):
     (optionally), one more convolution, global average pooling and a projection head like WaveGAN's.
     On the 2-core CPU this costs about a fifth of a 2-D convolution stack over the same image."""
 
-    def __init__(self, n_categories: int, n_fft: int, width: int = 16, mbstd: bool = False, aux: bool = False) -> None:
+    def __init__(self, n_categories: int, n_fft: int, width: int = 16, mbstd: bool = False, aux: int = 0) -> None:
         super().__init__()
         if n_fft < 64 or n_fft & (n_fft - 1):
             raise ModelError(f"spectral critic resolutions must be powers of 2 >= 64, got {n_fft}")
@@ -95,7 +102,7 @@ class SpectralCritic(nn.Module):
         self.final = nn.Conv1d(chans[-1] + int(mbstd), chans[-1], 3, padding=1)
         self.out = nn.Linear(chans[-1], 1)
         self.embed = nn.Linear(n_categories, chans[-1], bias=False)
-        self.classify = nn.Linear(chans[-1], n_categories) if aux else None
+        self.classify = nn.Linear(chans[-1], n_categories * int(aux)) if aux else None  # aux heads side by side
 
     def image(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` -> ``[B, n_fft/2, frames]``, roughly in [-2.3, 0.3] (:func:`log_spectrogram`)."""
@@ -126,12 +133,14 @@ class CriticSet(nn.Module):
         return ["main"] + [f"stft{c.n_fft}" for c in self.spectral]
 
     @property
-    def aux(self) -> bool:
-        return self.main.classify is not None
+    def aux(self) -> int:
+        """How many category classifiers each critic has side by side (0, 1, or 2 with the twin)."""
+        head = self.main.classify
+        return 0 if head is None else head.out_features // self.main.embed.in_features
 
     def forward(self, x: torch.Tensor, category: torch.Tensor, logits: bool = False):
-        """``[n_critics, B]`` scores; with ``logits`` (critics built with ``aux``) also ``[n_critics, B, n]``
-        category logits, one classifier a critic."""
+        """``[n_critics, B]`` scores; with ``logits`` (critics built with ``aux``) also ``[n_critics, B, aux * n]``
+        category logits: each critic's classifier, then its twin's (:func:`aux_heads`)."""
         if not logits:
             return torch.stack([self.main(x, category)] + [c(x, category) for c in self.spectral])
         both = [self.main(x, category, True)] + [c(x, category, True) for c in self.spectral]

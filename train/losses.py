@@ -80,6 +80,22 @@ def aux_class_loss(logits: torch.Tensor, cat: torch.Tensor, confidence: float = 
     return total
 
 
+def twin_confusion(logits: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    """How little the twin classifiers (trained on generated clips) can tell the generated categories
+    apart: ``logits : [n_critics, B, n]`` of generated clips made for one-hot ``cat`` -> scalar, their
+    cross-entropy summed over critics, each clip's capped at chance (``log n``). The generator maximises it
+    (TAC-GAN, Gong et al. 2019): with :func:`aux_class_loss` alone it may make only the surest clip of a
+    category; the twin's term pays it for every clip whose category is no more obvious than the data's,
+    so a category keeps the spread it has in the data. Capped, so a clip earns nothing by looking like
+    another category more than like none."""
+    target = cat.argmax(dim=1)
+    chance = math.log(max(logits.shape[-1], 2))
+    total = logits.new_zeros((), dtype=torch.float32)
+    for row in logits:
+        total = total + F.cross_entropy(row.float(), target, reduction="none").clamp(max=chance).mean()
+    return total
+
+
 def mode_seeking(features: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """``features : [2P, ...]`` of clips made from ``z : [2P, latent]`` where clip ``i`` and ``P + i`` share a
     category -> scalar to minimise (larger output distance per unit of latent distance = lower)."""

@@ -95,15 +95,16 @@ def build_generator(spec: ModelSpec) -> nn.Module:
     return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
 
 
-def build_discriminator(spec: ModelSpec, mbstd: bool = False, aux: bool = False) -> nn.Module:
-    """The architecture's own critic: WaveGAN's on samples, SpecGAN's on images."""
+def build_discriminator(spec: ModelSpec, mbstd: bool = False, aux: int = 0) -> nn.Module:
+    """The architecture's own critic: WaveGAN's on samples, SpecGAN's on images; ``aux`` category
+    classifiers on its features (0: none; 1: ``--aux-class``; 2: and its twin, ``--aux-twin``)."""
     if spec.architecture == "wavegan":
         return WaveGANDiscriminator(spec.n_categories, spec.n_samples, spec.model_dim, spec.phase_shuffle, mbstd, aux)
     return SpecGANDiscriminator(spec.n_categories, spec.view, spec.model_dim, mbstd, aux)
 
 
 def build_critics(spec: ModelSpec, spectral_resolutions: tuple[int, ...] = (), mbstd: bool = False,
-                  aux: bool = False) -> CriticSet:
+                  aux: int = 0) -> CriticSet:
     """The architecture's critic plus a :class:`~train.critics.SpectralCritic` per STFT size (WaveGAN only),
     each ``model_dim`` channels wide at its first layer."""
     if spectral_resolutions and spec.architecture != "wavegan":

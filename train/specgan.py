@@ -59,7 +59,7 @@ class SpecGANDiscriminator(nn.Module):
     """Projection critic: ``image : [B, S, S]``, ``category : [B, n_categories]`` -> ``score : [B]`` (with
     ``aux``, also category logits, as :class:`~train.wavegan.WaveGANDiscriminator`)."""
 
-    def __init__(self, n_categories: int, view: str = "128", d: int = 64, mbstd: bool = False, aux: bool = False) -> None:
+    def __init__(self, n_categories: int, view: str = "128", d: int = 64, mbstd: bool = False, aux: int = 0) -> None:
         super().__init__()
         chans = specgan_channels(d, view)[::-1]  # 128: [1, d, 2d, 4d, 8d, 16d]
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], KERNEL, 2, padding=2) for i in range(len(chans) - 1))
@@ -67,7 +67,7 @@ class SpecGANDiscriminator(nn.Module):
         self.features = (chans[-1] + int(mbstd)) * 16
         self.out = nn.Linear(self.features, 1)
         self.embed = nn.Linear(n_categories, self.features, bias=False)
-        self.classify = nn.Linear(self.features, n_categories) if aux else None
+        self.classify = nn.Linear(self.features, n_categories * int(aux)) if aux else None  # aux heads side by side
 
     def forward(self, image: torch.Tensor, category: torch.Tensor, logits: bool = False):
         x = image[:, None]  # [B, 1, 128, 128]

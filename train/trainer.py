@@ -26,7 +26,7 @@ from train import checkpoint as ckpt
 from train.adversarial import AdversarialSteps, Networks
 from train.cache import DatasetCache, write_json_atomic
 from train.config import TrainConfig
-from train.critics import MBSTD_GROUP
+from train.critics import MBSTD_GROUP, aux_heads
 from train.errors import DatasetError, TrainingError
 from train.metrics import spectral_distance_db, spectral_profile
 from train.models import ModelSpec, RealTransform, Synthesizer, build_critics, build_generator, sample_latents
@@ -84,7 +84,7 @@ class Trainer:
         self.G = self.G.to(self.device)
         # the moving average of the generator's weights (--ema): what previews, scores and exports use
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema > 0 else None
-        self.D = build_critics(self.spec, c.spectral_resolutions, c.mbstd, aux=c.aux_class > 0).to(self.device)
+        self.D = build_critics(self.spec, c.spectral_resolutions, c.mbstd, aux=aux_heads(c)).to(self.device)
         self.real_transform = RealTransform(self.spec, self.stats).to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), c.lr, betas=(c.beta1, c.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), c.lr, betas=(c.beta1, c.beta2))

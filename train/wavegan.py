@@ -232,7 +232,7 @@ class WaveGANDiscriminator(nn.Module):
     logits : [B, n_categories])``, see :func:`train.losses.aux_class_loss`)."""
 
     def __init__(self, n_categories: int, n_samples: int = 16384, d: int = 64, phase_shuffle_radius: int = 2,
-                 mbstd: bool = False, aux: bool = False) -> None:
+                 mbstd: bool = False, aux: int = 0) -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         n = len(strides)
@@ -246,7 +246,7 @@ class WaveGANDiscriminator(nn.Module):
         self.features = (chans[-1] + int(mbstd)) * 16
         self.out = nn.Linear(self.features, 1)
         self.embed = nn.Linear(n_categories, self.features, bias=False)  # projection: <E y, phi(x)>
-        self.classify = nn.Linear(self.features, n_categories) if aux else None
+        self.classify = nn.Linear(self.features, n_categories * int(aux)) if aux else None  # aux heads side by side
 
     def forward(self, audio: torch.Tensor, category: torch.Tensor, logits: bool = False):
         x = audio[:, None, :]  # [B, 1, 16384]

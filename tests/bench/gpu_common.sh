@@ -13,8 +13,9 @@ exec > >(tee -a "$out/log.txt") 2>&1
 GG=${GESTUREGAN:-gesturegan}  # a command line; "python3 -m instrument" where the package is not installed
 
 # The built-in corpus (seed 0), its cache and the gesture classifier, in $work; the classifier's report in $res.
-prepare_data() {
+prepare_cache() {
     $GG dataset synth --out "$work/corpus" --per-category "$1" --seed 0 -j 8 -q &&
-        $GG dataset build "$work/corpus" --out "$work/cache" -j 8 -q > "$res/cache.txt" &&
-        $GG classifier train "$work/cache" --out "$work/classifier.pt" --seed 0 -q > "$res/classifier.txt"
+        $GG dataset build "$work/corpus" --out "$work/cache" -j 8 -q > "$res/cache.txt"
 }
+prepare_classifier() { $GG classifier train "$work/cache" --out "$work/classifier.pt" --seed 0 -q > "$res/classifier.txt"; }
+prepare_data() { prepare_cache "$1" && prepare_classifier; }

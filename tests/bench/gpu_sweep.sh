@@ -7,9 +7,12 @@
 #   bash tests/bench/gpu_sweep.sh OUT [BUDGET_SECONDS] [VARIANTS_FILE]      (default 540, the list below)
 #
 # VARIANTS_FILE: one run a line, "NAME ARGS..." (the options `gesturegan train` takes after --recipe
-# laptop; `#` starts a comment). OUT gets log.txt, summary.md (one row a run and weights) and
-# results.tar.gz (every evaluate report and PNG, every run's losses and config); the corpus, cache and
-# checkpoints stay in $WORK (default OUT/work). SMOKE=1 runs the same steps at toy sizes on any machine.
+# laptop; `#` starts a comment). A NAME starting with "real-" trains on the cache $REAL_CACHE and is
+# judged by the classifier $REAL_CLASSIFIER (both made elsewhere, e.g. the Debian corpus, which a
+# machine without the network cannot build); those runs start at once, before the built-in corpus is
+# made. OUT gets log.txt, summary.md (one row a run and weights) and results.tar.gz (every evaluate
+# report and PNG, every run's losses and config); the corpus, cache and checkpoints stay in $WORK
+# (default OUT/work). SMOKE=1 runs the same steps at toy sizes on any machine.
 set -uo pipefail
 out=${1:?usage: gpu_sweep.sh OUT [BUDGET_SECONDS] [VARIANTS_FILE]}
 budget=${2:-540}
@@ -31,24 +34,33 @@ P-b64 --aux-class 1 --aux-confidence 0.9 --batch-size 64"
 
 say "machine: $(nproc) cores; torch $(python3 -c 'import torch; print(torch.__version__)')"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || say "no nvidia-smi"
-prepare_data "$per_category" || { say "data or classifier failed"; exit 1; }
-head -n 1 "$res/classifier.txt"
-
 # -- every variant at once, each with a few CPU threads; stopped at the budget whatever step it reached
 # (explicit pids everywhere: a bare `wait` would also wait for the log's tee, which never ends)
-names=() pids=()
-alive() { local n=0 p; for p in "$@"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
+names=() pids=() lines=()
 while read -r name args; do
     [ -z "$name" ] || [ "${name:0:1}" = "#" ] && continue
+    if [ "${name:0:5}" = real- ] && [ -z "${REAL_CACHE:-}" ]; then say "$name: skipped (no REAL_CACHE)"; continue; fi
+    lines+=("$name $args")
+done < <(if [ -n "$variants" ]; then cat "$variants"; else echo "$default_variants"; fi)
+alive() { local n=0 p; for p in "$@"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
+launch() {  # NAME ARGS...: one training run in the background
+    local name=$1 cache=$work/cache; shift
+    [ "${name:0:5}" = real- ] && cache=$REAL_CACHE
     names+=("$name")
-    # shellcheck disable=SC2086 -- ARGS are options, split on purpose
-    $GG train "$work/cache" --out "$work/run-$name" --recipe laptop "${size[@]}" $args --steps "$steps" --seed 0 \
-        --checkpoint-every $(( steps >= 5 ? steps / 5 : 1 )) --keep-checkpoints 5 --preview-every 0 --device "$device" --threads 2 -q \
+    $GG train "$cache" --out "$work/run-$name" --recipe laptop "${size[@]}" "$@" --steps "$steps" --seed 0 \
+        --checkpoint-every $(( steps >= 5 ? steps / 5 : 1 )) --keep-checkpoints 5 --preview-every 0 --device "$device" --threads "${THREADS:-2}" -q \
         > "$res/train-$name.log" 2>&1 &
     pids+=($!)
-done < <(if [ -n "$variants" ]; then cat "$variants"; else echo "$default_variants"; fi)
+}
+# shellcheck disable=SC2086 -- ARGS are options, split on purpose
+for line in "${lines[@]}"; do [ "${line:0:5}" = real- ] && launch $line; done
+prepare_cache "$per_category" || { say "the built-in corpus or its cache failed"; exit 1; }
+# shellcheck disable=SC2086
+for line in "${lines[@]}"; do [ "${line:0:5}" = real- ] || launch $line; done
+prepare_classifier || { say "the classifier failed"; exit 1; }  # needed by the evaluations only: trained beside the runs
+head -n 1 "$res/classifier.txt"
 say "training ${#names[@]} runs at once: ${names[*]}"
-deadline=$(( budget - 100 ))  # evaluation and packing need about 100 s
+deadline=$(( budget - ${EVAL_RESERVE:-150} ))  # evaluation and packing need about 150 s
 while [ "$(alive "${pids[@]}")" -gt 0 ] && [ "$(elapsed)" -lt "$deadline" ]; do sleep 2; done
 if [ "$(alive "${pids[@]}")" -gt 0 ]; then say "budget reached: stopping the runs still training"; kill "${pids[@]}" 2>/dev/null; fi
 wait "${pids[@]}" 2>/dev/null
@@ -59,11 +71,13 @@ for name in "${names[@]}"; do
     last=$(ls "$work/run-$name"/ckpt-*.pt 2>/dev/null | sort | tail -n 1)
     [ -n "$last" ] || { say "$name: no checkpoint (see train-$name.log)"; tail -n 3 "$res/train-$name.log"; continue; }
     for w in ema raw; do
-        timeout 90 $GG evaluate "$last" --weights "$w" --classifier "$work/classifier.pt" --device "$device" -n "$eval_n" \
+        clf=$work/classifier.pt
+        [ "${name:0:5}" = real- ] && clf=$REAL_CLASSIFIER
+        timeout 90 $GG evaluate "$last" --weights "$w" --classifier "$clf" --device "$device" -n "$eval_n" \
             --json "$res/eval-$name-$w.json" --png "$res/eval-$name-$w.png" -q > "$res/eval-$name-$w.txt" 2>&1 &
         pids+=($!)
     done
-    while [ "$(alive "${pids[@]}")" -ge 6 ]; do sleep 1; done
+    while [ "$(alive "${pids[@]}")" -ge 8 ]; do sleep 1; done
 done
 [ ${#pids[@]} -gt 0 ] && wait "${pids[@]}" 2>/dev/null
 

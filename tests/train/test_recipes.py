@@ -15,8 +15,8 @@ from instrument.main import main
 from train import checkpoint as ckpt
 from train.augment import SHIFT_FRACTION, augment_audio
 from train.config import RECIPES, TrainConfig, resolve_config
-from train.critics import CriticSet, SpectralCritic, group_size, minibatch_stddev
-from train.losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, r1_penalty
+from train.critics import CriticSet, SpectralCritic, aux_heads, group_size, minibatch_stddev
+from train.losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, r1_penalty, twin_confusion
 from train.models import ModelSpec, build_critics, build_generator
 from train.previews import LossLog
 from train.runtime import BatchSampler
@@ -182,6 +182,45 @@ def test_aux_confidence_stops_rewarding_a_clip_once_it_is_recognised():
     assert float(aux_class_loss(logits.detach(), cat, confidence=0.0)) > float(loss.detach())  # unbounded: every clip counts
 
 
+def test_twin_confusion_pays_for_clips_no_more_obvious_than_chance_and_no_further():
+    # twin logits for 3 generated clips of category 0: sure (p ~ 1), unsure (uniform), and sure of the wrong category
+    logits = torch.tensor([[[8.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 8.0, 0.0, 0.0]]], requires_grad=True)
+    cat = torch.zeros(3, 4)
+    cat[:, 0] = 1
+    value = twin_confusion(logits, cat)
+    chance = math.log(4)
+    ce_sure = float(torch.nn.functional.cross_entropy(logits[0, :1].detach(), torch.tensor([0])))
+    assert float(value.detach()) == pytest.approx((ce_sure + chance + chance) / 3, rel=1e-5)  # the wrong one capped at chance
+    value.backward()
+    assert torch.all(logits.grad[0, 2] == 0)  # past chance: nothing more to earn
+    assert logits.grad[0, 0, 0] < 0  # the sure clip is pushed to look less surely like its category
+
+
+def test_twin_classifiers_learn_generated_clips_only_and_push_the_generator_the_other_way(tiny_cache, tmp_path):
+    """One critic step trains the twin heads on the generated half only; the generator's loss falls as the
+    twins' cross-entropy on its clips rises (the TAC-GAN sign)."""
+    cfg = resolve_config(str(tiny_cache), str(tmp_path / "r"), "laptop", model_dim=4, batch_size=4, steps=0, preview_every=0,
+                         aux_class=1.0, aux_twin=1.0, progress=False)
+    t = Trainer(cfg, log=lambda *a: None)
+    try:
+        assert t.D.aux == 2 and aux_heads(cfg) == 2 and aux_heads(resolve_config("c", "o", aux_class=1.0)) == 1
+        steps = t.steps
+        cat = torch.eye(t.spec.n_categories)[torch.tensor([0, 0, 1, 1])]
+        z = torch.rand(4, t.spec.latent_dim) * 2 - 1
+        with torch.no_grad():
+            fake = t.G(z, cat)
+            _, lg = t.D(fake, cat, logits=True)
+        k = t.spec.n_categories
+        assert lg.shape == (len(t.D.names), 4, 2 * k)
+        g_out = steps.generator_step(cat)
+        assert g_out is not None and math.isfinite(float(g_out["loss_g"]))
+        real = fake * 0.5  # any batch: what matters is which heads the critic step trains on it
+        d_out = steps.critic_step(real, cat)
+        assert d_out is not None and float(d_out["aux_twin"]) > 0 and float(d_out["aux_class"]) > 0
+    finally:
+        t.close()
+
+
 # -- generator conditioning -------------------------------------------------------------------------
 
 
@@ -237,7 +276,9 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--recipe", "laptop"],
     ["--loss", "wgan-gp", "--aux-class", "1"],
     ["--recipe", "laptop", "--aux-class", "0.5", "--aux-confidence", "0.9", "--line-penalty", "0.001"],
-], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines"])
+    ["--recipe", "laptop", "--aux-class", "1", "--aux-twin", "1"],
+    ["--loss", "wgan-gp", "--aux-class", "1", "--aux-twin", "0.5", "--arch", "specgan"],
+], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines", "laptop-twin", "specgan-twin"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
@@ -255,6 +296,12 @@ def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, reci
         assert not torch.equal(first["discriminator"]["main.classify.weight"], last["discriminator"]["main.classify.weight"])
     else:
         assert all(math.isnan(a) for a in aux) and not any("classify" in k for k in last["discriminator"])
+    twin = [r["aux_twin"] for r in LossLog.read(run / "losses.csv") if not math.isnan(r["loss_d"])]
+    n = len(json.loads((run / "config.json").read_text())["model"]["categories"])
+    if "--aux-twin" in recipe:  # the twins: a second block of logits in each critic's classifier, trained on generated clips
+        assert all(math.isfinite(a) and a > 0 for a in twin) and last["discriminator"]["main.classify.weight"].shape[0] == 2 * n
+    else:
+        assert all(math.isnan(a) for a in twin)
     lines = [r["line_penalty"] for r in LossLog.read(run / "losses.csv") if not math.isnan(r["loss_d"])]
     if "--line-penalty" in recipe:  # logged from the first generator step (the reference is the critic's real batch)
         assert lines and all(math.isfinite(v) and v >= 0 for v in lines)
@@ -306,6 +353,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--aux-class", "-1"], "aux_class must be >= 0"),
     (["--aux-confidence", "0.9"], "--aux-confidence 0.9 with --aux-class 0"),
     (["--aux-class", "1", "--aux-confidence", "1"], "aux_confidence must be in [0, 1)"),
+    (["--aux-twin", "1"], "--aux-twin 1 with --aux-class 0"),
+    (["--aux-class", "1", "--aux-twin", "-0.5"], "aux_twin must be >= 0"),
     (["--arch", "specgan", "--line-penalty", "0.01"], "--line-penalty 0.01 with --arch specgan"),
     (["--line-penalty", "-1"], "line_penalty must be >= 0"),
     (["--mode-seeking-from", "800"], "--mode-seeking-from 800 with --mode-seeking 0"),
