@@ -16,7 +16,7 @@ from pathlib import Path
 
 # Named here, not in the model modules, so building the command line does not import torch.
 ARCHITECTURES = ("wavegan", "specgan")
-UPSAMPLE_MODES = ("transpose", "nearest", "subpixel", "tied", "smooth")
+UPSAMPLE_MODES = ("transpose", "nearest", "subpixel", "tied", "balanced", "smooth")
 VIEW_SIZES = {"128": 128, "64": 64}
 
 LOSSES = ("wgan-gp", "hinge", "ns")  # implemented by train.losses; named here so the command line needs no torch
@@ -225,7 +225,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--model-dim", "-d", type=int, default=b, help="model size d (64 in the paper; laptop: 16)")
     m.add_argument("--latent-dim", type=int, default=b, help="latent size (default 100)")
     m.add_argument("--upsample", choices=UPSAMPLE_MODES, default=b, help="WaveGAN upsampling (paper: transpose; laptop: subpixel; tied: subpixel with one bias a channel, so no layer can "
-                        "add a pattern that repeats every stride samples; smooth: tone-free by construction, but starved of highs in our runs)")
+                        "add a pattern that repeats every stride samples; balanced: tied, and every phase's filter sums to the same "
+                        "DC gain, so a layer's mean cannot become one either; smooth: tone-free by construction, but starved of highs in our runs)")
     m.add_argument("--post-filter-taps", type=int, default=b, help="WaveGAN learned post-processing filter length, e.g. 512 (default 0: off)")
     m.add_argument("--phase-shuffle", type=int, default=b, help="WaveGAN critic phase-shuffle radius (default 2; 0 off)")
     m.add_argument("--view", choices=tuple(VIEW_SIZES), default=b, help="SpecGAN image size: 128 (paper) or 64 (2x2-averaged)")

@@ -23,7 +23,7 @@ source "$(dirname "$0")/gpu_common.sh"
 if [ "${SMOKE:-0}" = 1 ]; then
     per_category=16; steps=4; size=(--model-dim 4 --batch-size 8); eval_n=8; device=cpu
 else
-    per_category=256; steps=2000; size=(); eval_n=128; device=cuda
+    per_category=256; steps=${STEPS:-2000}; size=(); eval_n=128; device=cuda
 fi
 default_variants="P --aux-class 1 --aux-confidence 0.9
 P-ms-late --aux-class 1 --aux-confidence 0.9 --mode-seeking 0.02 --mode-seeking-from 1000
@@ -54,10 +54,12 @@ launch() {  # NAME ARGS...: one training run in the background
 }
 # shellcheck disable=SC2086 -- ARGS are options, split on purpose
 for line in "${lines[@]}"; do [ "${line:0:5}" = real- ] && launch $line; done
-prepare_cache "$per_category" || { say "the built-in corpus or its cache failed"; exit 1; }
+reuse=0; [ -e "$work/cache/manifest.json" ] && [ -e "$work/classifier.pt" ] && reuse=1  # a second sweep in the same WORK
+[ $reuse = 1 ] && say "reusing the corpus, cache and classifier in $work"
+[ $reuse = 1 ] || prepare_cache "$per_category" || { say "the built-in corpus or its cache failed"; exit 1; }
 # shellcheck disable=SC2086
 for line in "${lines[@]}"; do [ "${line:0:5}" = real- ] || launch $line; done
-prepare_classifier || { say "the classifier failed"; exit 1; }  # needed by the evaluations only: trained beside the runs
+[ $reuse = 1 ] || prepare_classifier || { say "the classifier failed"; exit 1; }  # needed by the evaluations only: trained beside the runs
 head -n 1 "$res/classifier.txt"
 say "training ${#names[@]} runs at once: ${names[*]}"
 deadline=$(( budget - ${EVAL_RESERVE:-150} ))  # evaluation and packing need about 150 s
@@ -68,14 +70,18 @@ wait "${pids[@]}" 2>/dev/null
 # -- evaluate each run's last checkpoint, both weights, a few at once
 pids=()
 for name in "${names[@]}"; do
-    last=$(ls "$work/run-$name"/ckpt-*.pt 2>/dev/null | sort | tail -n 1)
-    [ -n "$last" ] || { say "$name: no checkpoint (see train-$name.log)"; tail -n 3 "$res/train-$name.log"; continue; }
+    ckpts=$(ls "$work/run-$name"/ckpt-*.pt 2>/dev/null | sort | tail -n "${EVAL_LAST:-1}")
+    [ -n "$ckpts" ] || { say "$name: no checkpoint (see train-$name.log)"; tail -n 3 "$res/train-$name.log"; continue; }
+    for last in $ckpts; do
+    s=$(basename "$last" .pt); s=$((10#${s#ckpt-}))
     for w in ema raw; do
         clf=$work/classifier.pt
         [ "${name:0:5}" = real- ] && clf=$REAL_CLASSIFIER
         timeout 90 $GG evaluate "$last" --weights "$w" --classifier "$clf" --device "$device" -n "$eval_n" \
-            --json "$res/eval-$name-$w.json" --png "$res/eval-$name-$w.png" -q > "$res/eval-$name-$w.txt" 2>&1 &
+            --json "$res/eval-$name-$s-$w.json" --png "$res/eval-$name-$s-$w.png" -q > "$res/eval-$name-$s-$w.txt" 2>&1 &
         pids+=($!)
+        while [ "$(alive "${pids[@]}")" -ge 8 ]; do sleep 1; done
+    done
     done
     while [ "$(alive "${pids[@]}")" -ge 8 ]; do sleep 1; done
 done
@@ -88,11 +94,9 @@ res, names = Path(sys.argv[1]), sys.argv[2:]
 print("| run | step | weights | accuracy per category | mean | IS (real) | diversity per category | artefact excess |")
 print("|---|---|---|---|---|---|---|---|")
 for name in names:
-    for w in ("ema", "raw"):
-        f = res / f"eval-{name}-{w}.json"
-        if not f.exists():
-            print(f"| {name} | - | {w} | (no report) | | | | |")
-            continue
+    mine = [f for f in res.glob(f"eval-{name}-*.json") if "-".join(f.stem.split("-")[1:-2]) == name]
+    for f in sorted(mine, key=lambda f: (int(f.stem.split("-")[-2]), f.stem.split("-")[-1])):
+        w = f.stem.split("-")[-1]
         d = json.loads(f.read_text())
         acc = " / ".join(f"{100 * v:.0f}" for v in d["category_accuracy"].values())
         div = " / ".join(f"{100 * v:.0f}" for v in d["diversity"]["per_category"].values())

@@ -28,6 +28,7 @@ VARIANTS = {
     "wavegan-subpixel-postfilter": dict(upsample="subpixel", post_filter_taps=16),
     "wavegan-32768": dict(n_samples=32768, upsample="subpixel"),
     "wavegan-tied-film-envelope": dict(upsample="tied", conditioning="film", envelope=True),
+    "wavegan-balanced-film-envelope": dict(upsample="balanced", conditioning="film", envelope=True),
     "specgan-128": dict(architecture="specgan", view="128", griffin_lim_iters=8),
     "specgan-64": dict(architecture="specgan", view="64", griffin_lim_iters=8),
 }

@@ -530,3 +530,34 @@ def test_tied_upsampling_makes_no_tone_from_silence():
     g = WaveGANGenerator(4, 16384, d=4, upsample="tied", conditioning="film", envelope=True)
     assert sum("ups.0.bias" == k for k, _ in g.named_parameters()) == 1 and g.ups[0].conv.bias is None
     assert g(torch.randn(2, 100), torch.eye(4)[:2]).shape == (2, 16384)
+
+
+def test_balanced_upsampling_turns_no_mean_into_a_tone():
+    """--upsample balanced: tied, and the phases' filters share their DC gain. A ReLU layer's output has a
+    large mean; through phases whose filters sum differently (tied, once trained) a constant input becomes
+    a pattern every stride samples. Balanced, whatever the weights, a constant is a constant, while a
+    signal still meets each phase's own filter; the weights the optimiser sees are the free ones."""
+    from train.wavegan import Upsample1d, balanced_weight
+
+    torch.manual_seed(0)
+    for mode, tone in (("tied", True), ("balanced", False)):
+        up = Upsample1d(8, 4, 4, mode)
+        with torch.no_grad():
+            for p in up.parameters():
+                p.normal_()
+            y = up(torch.full((1, 8, 32), 0.7))[0, :, 16:-16]  # a constant (the edges see the zero padding)
+        varies = float((y - y.mean(dim=1, keepdim=True)).abs().max())
+        assert (varies > 1e-3) == tone, (mode, varies)
+    up = Upsample1d(8, 4, 4, "balanced")
+    with torch.no_grad():
+        up.conv.weight.normal_()
+    w = balanced_weight(up.conv.weight, 4, 4).view(4, 4, 8, -1)
+    dc = w.sum(dim=3)
+    assert torch.allclose(dc, dc.mean(dim=1, keepdim=True).expand_as(dc), atol=1e-5)
+    x = torch.randn(1, 8, 32)
+    y = up(x)
+    assert y.shape == (1, 4, 128)
+    phases = y[0, :, 16:-16].reshape(4, -1, 4)  # [C, L, s]: the phases still differ for a signal
+    assert float((phases - phases.mean(dim=2, keepdim=True)).abs().max()) > 1e-2
+    y.sum().backward()
+    assert up.conv.weight.grad is not None and float(up.conv.weight.grad.abs().sum()) > 0
