@@ -146,7 +146,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a category-conditioned WaveGAN or SpecGAN on a dataset cache (resumes if RUN has checkpoints)",
         description=(
-            "Train a generator with WGAN-GP on a cache made by 'gesturegan dataset build'. RUN gets config.json, "
+            "Train a generator on a cache made by 'gesturegan dataset build', by a recipe: the paper's WGAN-GP (the "
+            "default) or 'laptop' (learns the categories in under an hour on a 2-core CPU). RUN gets config.json, "
             "checkpoints (the last few and best.pt), previews/ (WAV + spectrogram PNG grids), losses.csv/.png and "
             "tensorboard/. Re-running the same command continues from the newest checkpoint; raise --steps to train longer. "
             "Several GPUs: torchrun --nproc-per-node N --no-python gesturegan train ..."
