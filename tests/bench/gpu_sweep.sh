@@ -67,7 +67,7 @@ while [ "$(alive "${pids[@]}")" -gt 0 ] && [ "$(elapsed)" -lt "$deadline" ]; do 
 if [ "$(alive "${pids[@]}")" -gt 0 ]; then say "budget reached: stopping the runs still training"; kill "${pids[@]}" 2>/dev/null; fi
 wait "${pids[@]}" 2>/dev/null
 
-# -- evaluate each run's last checkpoint, both weights, a few at once
+# -- evaluate each run's last EVAL_LAST checkpoints (default 1), both weights, 8 at once
 pids=()
 for name in "${names[@]}"; do
     ckpts=$(ls "$work/run-$name"/ckpt-*.pt 2>/dev/null | sort | tail -n "${EVAL_LAST:-1}")
@@ -83,7 +83,6 @@ for name in "${names[@]}"; do
         while [ "$(alive "${pids[@]}")" -ge 8 ]; do sleep 1; done
     done
     done
-    while [ "$(alive "${pids[@]}")" -ge 8 ]; do sleep 1; done
 done
 [ ${#pids[@]} -gt 0 ] && wait "${pids[@]}" 2>/dev/null
 
