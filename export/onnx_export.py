@@ -20,6 +20,7 @@ The steps of :func:`export_model`:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -243,7 +244,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
     info = _model_info(spec, state, src, precision)
     wrapped = _contract(synth)
     doc = f"GestureGAN {spec.describe()}. Inputs z [batch, {spec.latent_dim}], category [batch, {spec.n_categories}]; output audio [batch, {spec.n_samples}]."
-    raw = _to_onnx(wrapped, spec.n_categories, spec.latent_dim, OUTPUT_AUDIO)
+    raw = _to_onnx(_baked(wrapped), spec.n_categories, spec.latent_dim, OUTPUT_AUDIO)  # parity: against the unbaked model
     data = _with_metadata(raw, info.to_metadata(), half, doc, n_samples=spec.n_samples)
     source = f"exported {src.name}"
     model = load_model_bytes(data, source, provider="cpu", threads=threads)  # the engine's checks, on the engine's session
@@ -273,6 +274,16 @@ def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False,
         report.info = written.info
     report.path, report.size_bytes, report.seconds = out, len(data), time.perf_counter() - t0
     return report
+
+
+def _baked(wrapped):
+    """A copy of the model to trace, with balanced layers' weights stored as computed (see
+    :func:`train.wavegan.bake_balanced`)."""
+    from train.wavegan import bake_balanced  # torch: only when exporting
+
+    baked = copy.deepcopy(wrapped)
+    bake_balanced(baked)
+    return baked
 
 
 def _load(checkpoint: str | Path, weights: str, griffin_lim_iters: int | None):

@@ -27,7 +27,7 @@ WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its
 
 # The fields that define the networks' shapes: a resumed run must agree on them.
 MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional",
-                "spectral_critics", "mbstd", "conditioning", "envelope")
+                "spectral_critics", "mbstd", "conditioning", "envelope", "oscillators")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
                  "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
@@ -59,6 +59,7 @@ class TrainConfig:
     unconditional: bool = False
     conditioning: str = "bias"  # generator: "bias" (per-layer category bias) or "film" (per-layer scale and bias)
     envelope: bool = False  # WaveGAN generator: a learned amplitude envelope multiplies the output
+    oscillators: int = 0  # WaveGAN generator: a bank of this many sinusoidal oscillators adds partials (0 = off)
     spectral_critics: str = "none"  # WaveGAN: STFT resolutions of extra critics, e.g. "256,1024"
     mbstd: bool = False  # minibatch standard deviation before the critics' heads
     batch_size: int = 64
@@ -107,6 +108,7 @@ class TrainConfig:
             (self.steps >= 0, "steps", ">= 0"),
             (self.lr > 0, "lr", "> 0"),
             (self.model_dim >= 1, "model_dim", ">= 1"),
+            (self.oscillators >= 0, "oscillators", ">= 0 (0 turns the bank off)"),
             (self.checkpoint_every >= 1, "checkpoint_every", ">= 1"),
             (self.keep_checkpoints >= 1, "keep_checkpoints", ">= 1"),
             (self.preview_every >= 0, "preview_every", ">= 0 (0 turns previews off)"),
@@ -166,6 +168,8 @@ class TrainConfig:
                              "use --conditioning bias")
         if self.arch == "specgan" and self.init != "default":
             raise ValueError(f"--init {self.init} with --arch specgan: the initialisation is WaveGAN's; use --init default")
+        if self.arch == "specgan" and self.oscillators:
+            raise ValueError(f"--oscillators {self.oscillators} with --arch specgan: the oscillator bank is WaveGAN's; use --oscillators 0")
         if self.arch == "specgan" and self.envelope:
             raise ValueError("--envelope on with --arch specgan: the envelope head is WaveGAN's; use --envelope off")
         if self.upsample != "transpose" and self.arch == "specgan":
@@ -236,6 +240,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="WaveGAN generator: category as a per-layer bias (paper) or as a per-layer scale and bias (film; laptop)")
     m.add_argument("--envelope", choices=("on", "off"), default=b,
                    help="WaveGAN generator: a learned amplitude envelope (4 ms steps) multiplies the output (laptop: on)")
+    m.add_argument("--oscillators", type=int, default=b, metavar="N",
+                   help="WaveGAN generator: N sinusoidal oscillators (40 Hz to 7.2 kHz at 16 kHz) whose amplitudes it sets every "
+                        "4 ms, added to its waveform: partials it need not build from the upsampling layers (default 0: off)")
     m.add_argument("--spectral-critics", default=b, metavar="N,N|none",
                    help="WaveGAN: extra critics on the log-magnitude STFT at these FFT sizes (laptop: 256,1024; paper: none)")
     m.add_argument("--mbstd", choices=("on", "off"), default=b, help="minibatch standard deviation in the critics (laptop: on)")

@@ -36,6 +36,7 @@ class ModelSpec:
     post_filter_taps: int = 0  # WaveGAN
     conditioning: str = "bias"  # WaveGAN: "bias" or "film"
     envelope: bool = False  # WaveGAN: a learned amplitude envelope multiplies the output
+    oscillators: int = 0  # WaveGAN: a bank of this many sinusoidal oscillators adds partials (0 = none)
     phase_shuffle: int = 2  # WaveGAN critic
     view: str = "128"  # SpecGAN
     griffin_lim_iters: int = 32  # SpecGAN
@@ -53,12 +54,20 @@ class ModelSpec:
                 raise ModelError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
             if self.conditioning not in ("bias", "film"):
                 raise ModelError(f"conditioning must be 'bias' or 'film', got {self.conditioning!r}")
+            if self.oscillators < 0:
+                raise ModelError(f"oscillators must be 0 (off) or >= 1, got {self.oscillators}")
         else:
             if self.n_samples != 16384:
                 raise ModelError(f"SpecGAN works on 16384-sample clips (128x128 spectrograms), the cache has {self.n_samples}; "
                                  "rebuild the cache with --clip-samples 16384 or train --arch wavegan")
             if self.view not in VIEW_SIZES:
                 raise ModelError(f"SpecGAN view must be '128' or '64', got {self.view!r}")
+
+    @classmethod
+    def for_config(cls, config, categories: tuple[str, ...], sample_rate: int, n_samples: int) -> "ModelSpec":
+        """The spec a :class:`~train.config.TrainConfig` builds: its values for every field both have."""
+        given = {f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)}
+        return cls(config.arch, tuple(categories), sample_rate, n_samples, **given)
 
     @property
     def n_categories(self) -> int:
@@ -81,7 +90,7 @@ class ModelSpec:
         if self.architecture == "wavegan":
             extra = (f"upsample={self.upsample}" + (f", post filter {self.post_filter_taps} taps" if self.post_filter_taps else "")
                      + (f", {self.conditioning} conditioning" if self.conditioning != "bias" else "")
-                     + (", envelope" if self.envelope else ""))
+                     + (", envelope" if self.envelope else "") + (f", {self.oscillators} oscillators" if self.oscillators else ""))
         else:
             extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
         return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "
@@ -91,7 +100,7 @@ class ModelSpec:
 def build_generator(spec: ModelSpec) -> nn.Module:
     if spec.architecture == "wavegan":
         return WaveGANGenerator(spec.n_categories, spec.n_samples, spec.latent_dim, spec.model_dim, spec.upsample, spec.post_filter_taps,
-                                spec.conditioning, spec.envelope)
+                                spec.conditioning, spec.envelope, spec.oscillators)
     return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
 
 

@@ -72,9 +72,7 @@ class Trainer:
             categories = tuple(self.cache.categories)
             self.labels = self.cache.category_index
         self.stats = self.cache.spectral_stats(c.view) if c.arch == "specgan" else None
-        self.spec = ModelSpec(c.arch, categories, self.cache.sample_rate, self.cache.clip_samples, latent_dim=c.latent_dim,
-                              model_dim=c.model_dim, upsample=c.upsample, post_filter_taps=c.post_filter_taps, conditioning=c.conditioning,
-                              envelope=c.envelope, phase_shuffle=c.phase_shuffle, view=c.view, griffin_lim_iters=c.griffin_lim_iters)
+        self.spec = ModelSpec.for_config(c, categories, self.cache.sample_rate, self.cache.clip_samples)
 
         # the networks' initial weights come from --seed too (a resumed run overwrites them from its checkpoint)
         torch.manual_seed(int(np.random.default_rng([c.seed, 0xC0FFEE]).integers(2**62)))

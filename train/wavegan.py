@@ -21,6 +21,18 @@ where the data is silent. The envelope head reads the third layer's input (256 s
 samples: 4 ms a step), makes one sigmoid gain per step (its logits scaled by ``ENVELOPE_RATE``), interpolates it linearly to the output rate
 and multiplies the waveform by it: silence is a gain near 0, an attack a jump of the gain, and the
 upsampling layers are left to make the sound inside the envelope.
+
+Oscillators (``oscillators=N``). The upsampling layers make noise easily and pitch hardly: a steady
+partial is a pattern every layer must keep in phase for thousands of samples. The data is mostly
+pitched (plucks, bells, bowed notes, drones). The oscillator bank gives the generator partials
+directly: N sinusoids at fixed frequencies, log-spaced from 0.0025 to 0.45 of the sample rate (40 Hz
+to 7.2 kHz at 16 kHz), whose amplitudes the generator sets every 4 ms (from the same features as the
+envelope), added to the waveform before the tanh. Each oscillator has a quadrature pair of amplitudes,
+so it can start at any phase and glide off its grid frequency by turning that pair; amplitudes are
+linear in the weights, so their gradients are as tame as any layer's (a learnt *frequency* would not
+be: gradients through ``sin(2 pi f t)`` swing with ``t``). The synthesis is one transposed convolution
+with fixed windowed-sinusoid kernels (overlap-add of Hann grains at 50%, phase-continuous across
+grains), so it exports to ONNX as it is.
 The discriminator is a projection discriminator (Miyato & Koyama, ICLR 2018): ``D(x, y) = psi(phi(x)) +
 <E y, phi(x)>``. We chose it over an auxiliary classifier because it is part of the critic's value, so
 it sits inside WGAN-GP's Lipschitz penalty unchanged; AC-GAN's extra classification loss pulls the
@@ -46,6 +58,8 @@ ENVELOPE_LAYER = 2  # the envelope head reads the input of upsampling layer 2: 2
 # learning rate a step (2e-4: 0.56 in a 2,800-step run), so unscaled the head could not get a tail quiet
 # in time -- triggers stayed at 0-22% while every other category was learnt. x8 is an 8x learning rate for it.
 ENVELOPE_RATE = 8.0
+OSCILLATOR_RANGE = (0.0025, 0.45)  # the oscillator bank's lowest and highest frequency, in cycles per sample
+OSCILLATOR_RATE = 4.0  # the bank's amplitudes are scaled up for the same reason as the envelope's logits
 
 
 def wavegan_strides(n_samples: int) -> list[int]:
@@ -146,6 +160,57 @@ class Upsample1d(nn.Module):
         return y
 
 
+class OscillatorBank(nn.Module):
+    """``n`` sinusoidal oscillators at fixed log-spaced frequencies, their quadrature amplitudes read from
+    features at ``frames`` steps: ``[B, c_in, frames] -> [B, 1, n_samples]`` (see the module docstring).
+
+    Amplitudes ``(a, b)`` of oscillator k at frame f make ``a sin(w_k t) + b cos(w_k t)`` around the frame;
+    frames are Hann grains ``2 * hop`` long centred every ``hop`` samples, whose sum is 1, so constant
+    amplitudes make an exact sinusoid (the last frame's amplitudes are held for the grain after it, so
+    the clip's last ``hop`` samples are whole too). A grain centred at ``f * hop`` is ``cos(w_k tau)`` and
+    ``sin(w_k tau)`` kernels weighted by ``a, b`` rotated by the phase ``w_k f hop`` the oscillator has
+    reached there (fixed tables): one matrix product makes every grain, and overlap-add is two slices."""
+
+    def __init__(self, c_in: int, n: int, n_samples: int, frames: int) -> None:
+        super().__init__()
+        if n < 1:
+            raise ModelError(f"oscillators must be 0 (off) or >= 1, got {n}")
+        self.n, self.hop, self.frames = n, n_samples // frames, frames
+        self.head = nn.Conv1d(c_in, 2 * n, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # silent at the start: training starts from the model without the bank
+        nn.init.zeros_(self.head.bias)
+        w = 2 * math.pi * self.frequencies.double()
+        centres = torch.arange(frames + 1, dtype=torch.float64) * self.hop
+        theta = torch.remainder(w[:, None] * centres[None, :], 2 * math.pi)  # [n, frames + 1]
+        # fixed tables, rebuilt from n and the clip length: not saved in checkpoints
+        self.register_buffer("rot_cos", torch.cos(theta).float(), persistent=False)
+        self.register_buffer("rot_sin", torch.sin(theta).float(), persistent=False)
+        j = torch.arange(2 * self.hop, dtype=torch.float64)
+        window = 0.5 - 0.5 * torch.cos(math.pi * j / self.hop)  # periodic Hann, 2*hop long, peak at j = hop
+        tau = w[:, None] * (j - self.hop)[None, :]
+        kernel = torch.cat([window * torch.cos(tau), window * torch.sin(tau)])  # [2n, 2*hop]
+        self.register_buffer("kernel", kernel.float(), persistent=False)
+
+    @property
+    def frequencies(self) -> torch.Tensor:
+        """The oscillators' frequencies in cycles per sample, lowest first."""
+        lo, hi = OSCILLATOR_RANGE
+        return torch.logspace(math.log10(lo), math.log10(hi), self.n, dtype=torch.float64).float()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(OSCILLATOR_RATE * self.head(features))
+
+    def synthesize(self, amplitudes: torch.Tensor) -> torch.Tensor:
+        """``amplitudes : [B, 2n, frames]`` (the sine amplitudes, then the cosine ones) -> ``[B, 1, n_samples]``."""
+        amplitudes = torch.cat([amplitudes, amplitudes[:, :, -1:]], dim=2)  # hold the last frame for one more grain
+        a, b = amplitudes[:, : self.n], amplitudes[:, self.n :]
+        # a sin(w(fh + tau)) + b cos(w(fh + tau)) = (a s + b c) cos(w tau) + (a c - b s) sin(w tau), c, s of w f h
+        weights = torch.cat([a * self.rot_sin + b * self.rot_cos, a * self.rot_cos - b * self.rot_sin], dim=1)  # [B, 2n, frames + 1]
+        grains = torch.matmul(weights.transpose(1, 2), self.kernel)  # [B, frames + 1, 2 hop]: grain f spans (f - 1) hop .. (f + 1) hop
+        y = grains[:, :-1, self.hop :] + grains[:, 1:, : self.hop]  # [B, frames, hop]: the two grains over each hop
+        return y.reshape(y.shape[0], 1, self.frames * self.hop)
+
+
 def balanced_weight(weight: torch.Tensor, c_out: int, stride: int) -> torch.Tensor:
     """A sub-pixel layer's ``[c_out * stride, c_in, k]`` weights with every phase's DC gain (the sum of its
     taps) moved to the mean over the phases, per output and input channel (``balanced`` mode)."""
@@ -154,11 +219,27 @@ def balanced_weight(weight: torch.Tensor, c_out: int, stride: int) -> torch.Tens
     return (w - (dc - dc.mean(dim=1, keepdim=True)) / w.shape[3]).reshape(weight.shape)
 
 
+@torch.no_grad()
+def bake_balanced(module: nn.Module) -> int:
+    """Fold every ``balanced`` layer's reparametrisation into its stored weights and make it the ``tied``
+    layer that computes the same function, in place; returns how many layers changed. For export: the
+    graph then holds the weights themselves (named, so ``--half`` stores them as fp16) instead of
+    computing them from the raw ones (a folded constant, which stayed float32)."""
+    n = 0
+    for up in module.modules():
+        if isinstance(up, Upsample1d) and up.mode == "balanced":
+            up.conv.weight.copy_(balanced_weight(up.conv.weight, up.c_out, up.stride))
+            up.mode = "tied"
+            n += 1
+    return n
+
+
 class WaveGANGenerator(nn.Module):
     """``z : [B, latent_dim]``, ``category : [B, n_categories]`` -> ``audio : [B, n_samples]`` in [-1, 1]."""
 
     def __init__(self, n_categories: int, n_samples: int = 16384, latent_dim: int = 100, d: int = 64,
-                 upsample: str = "transpose", post_filter_taps: int = 0, conditioning: str = "bias", envelope: bool = False) -> None:
+                 upsample: str = "transpose", post_filter_taps: int = 0, conditioning: str = "bias", envelope: bool = False,
+                 oscillators: int = 0) -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         chans = wavegan_channels(d, len(strides))
@@ -180,6 +261,9 @@ class WaveGANGenerator(nn.Module):
             self.envelope = nn.Conv1d(chans[ENVELOPE_LAYER], 1, 5, padding=2)  # [B, 4d, 256] -> [B, 1, 256] gain logits
             nn.init.zeros_(self.envelope.weight)  # a flat gain of 0.5 at the start; the head learns the shape
             nn.init.zeros_(self.envelope.bias)
+        self.oscillators = None
+        if oscillators:  # reads the envelope's features: 256 steps for every clip length
+            self.oscillators = OscillatorBank(chans[ENVELOPE_LAYER], oscillators, n_samples, 16 * 4**ENVELOPE_LAYER)
         self.post = None
         if post_filter_taps:
             if post_filter_taps < 2:
@@ -190,17 +274,21 @@ class WaveGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         x = self.dense(torch.cat([z, category], dim=1))  # [B, 16*16d]
         x = x.view(z.shape[0], self.c0, 16)  # [B, 16d, 16]
-        gain = None
+        gain = partials = None
         for i, up in enumerate(self.ups):
             if self.cond_scale is not None:
                 x = x * (1 + self.cond_scale[i](category)[:, :, None])
             x = F.relu(x + self.cond[i](category)[:, :, None])
             if i == ENVELOPE_LAYER and self.envelope is not None:
                 gain = torch.sigmoid(ENVELOPE_RATE * self.envelope(x))  # [B, 1, 256]
+            if i == ENVELOPE_LAYER and self.oscillators is not None:
+                partials = self.oscillators(x)  # [B, 1, n_samples]
             x = up(x)  # 16384: [B,1024,16] -> [B,512,64] -> [B,256,256] -> [B,128,1024] -> [B,64,4096] -> [B,1,16384] (d=64)
         if self.post is not None:
             taps = self.post.kernel_size[0]
             x = self.post(F.pad(x, ((taps - 1) // 2, taps // 2)))  # "same" length, explicit so it exports
+        if partials is not None:
+            x = x + partials
         y = torch.tanh(x)
         if gain is not None:
             y = y * F.interpolate(gain, size=y.shape[-1], mode="linear", align_corners=False)  # [B, 1, 256] -> [B, 1, n_samples]

@@ -28,6 +28,9 @@ def write_checkpoint(path: Path, seed: int = 0, step: int = 7, corrupt=None, **s
     spec = ModelSpec(**kw)
     torch.manual_seed(seed)
     gen = build_generator(spec)
+    if getattr(gen, "oscillators", None) is not None:  # zero-initialised (silent): give the bank something to export
+        with torch.no_grad():
+            gen.oscillators.head.weight.normal_(0.0, 0.05)
     stats = None
     if spec.architecture == "specgan":  # plausible per-bin log-magnitude statistics
         bins = int(spec.view)

@@ -29,6 +29,7 @@ VARIANTS = {
     "wavegan-32768": dict(n_samples=32768, upsample="subpixel"),
     "wavegan-tied-film-envelope": dict(upsample="tied", conditioning="film", envelope=True),
     "wavegan-balanced-film-envelope": dict(upsample="balanced", conditioning="film", envelope=True),
+    "wavegan-oscillators": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16),
     "specgan-128": dict(architecture="specgan", view="128", griffin_lim_iters=8),
     "specgan-64": dict(architecture="specgan", view="64", griffin_lim_iters=8),
 }
@@ -98,8 +99,9 @@ def test_metadata_round_trip(checkpoint, tmp_path):
         assert model.info.categories == CATEGORIES and model.info.training_steps == 7
 
 
-def test_fp16_halves_the_file_and_reports_its_cost(checkpoint, tmp_path):
-    ckpt = checkpoint(model_dim=8)
+@pytest.mark.parametrize("upsample", ["transpose", "balanced"])
+def test_fp16_halves_the_file_and_reports_its_cost(checkpoint, tmp_path, upsample):
+    ckpt = checkpoint(model_dim=8, upsample=upsample)  # balanced: its weights are stored as computed, so they halve too
     full = export_model(ckpt, tmp_path / "full.onnx", seed=3)
     half = export_model(ckpt, tmp_path / "half.onnx", half=True, seed=3)
     assert half.precision == "fp16" and half.info.precision == "fp16"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,8 @@ from train.config import UPSAMPLE_MODES
 from train.errors import ModelError
 from train.models import ModelSpec, RealTransform, Synthesizer, build_discriminator, build_generator
 from train.specgan import SpecGANDiscriminator, SpecGANGenerator, specgan_channels
-from train.wavegan import Upsample1d, WaveGANDiscriminator, WaveGANGenerator, phase_shuffle, wavegan_channels, wavegan_strides
+from train.wavegan import (OscillatorBank, Upsample1d, WaveGANDiscriminator, WaveGANGenerator, bake_balanced, phase_shuffle,
+                           wavegan_channels, wavegan_strides)
 
 CATS = ("a", "b", "c")
 
@@ -142,3 +145,65 @@ def test_checkerboard_tones_at_initialisation_by_upsampling_mode():
             db[mode] = periodic_artefact_db(WaveGANGenerator(2, 16384, d=8, upsample=mode)(z, cat).numpy())
     assert db["transpose"] > 20
     assert db["nearest"] < 3 and db["subpixel"] < 3
+
+
+# -- the oscillator bank (--oscillators N) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_samples", [16384, 32768])
+def test_oscillator_bank_makes_exact_sinusoids_at_its_grid_frequencies(n_samples):
+    bank = OscillatorBank(3, 24, n_samples, 256)
+    f = bank.frequencies.double().numpy()
+    assert np.isclose(f[0] * 16000, 40.0) and np.isclose(f[-1] * 16000, 7200.0) and np.all(np.diff(np.log(f)) > 0)
+    t = np.arange(n_samples)
+    amp = torch.zeros(3, 48, 256)
+    amp[0, 5] = 0.5  # oscillator 5's sine
+    amp[1, 24 + 17] = 0.3  # oscillator 17's cosine
+    amp[2, 9], amp[2, 24 + 9] = 0.6, 0.8  # oscillator 9 at amplitude 1, phase atan2(0.8, 0.6)
+    y = bank.synthesize(amp)[:, 0].double().numpy()
+    assert y.shape == (3, n_samples)
+    w = 2 * np.pi * f
+    # constant amplitudes: one sinusoid over the whole clip, its last samples included
+    assert np.abs(y[0] - 0.5 * np.sin(w[5] * t)).max() < 1e-5
+    assert np.abs(y[1] - 0.3 * np.cos(w[17] * t)).max() < 1e-5
+    assert np.abs(y[2] - np.sin(w[9] * t + np.arctan2(0.8, 0.6))).max() < 1e-5
+
+
+def test_oscillator_amplitudes_follow_their_frames_and_the_bank_starts_silent():
+    bank = OscillatorBank(3, 8, 16384, 256)
+    amp = torch.zeros(1, 16, 256)
+    amp[0, 4, 128:] = 1.0  # the second half of the clip only
+    y = bank.synthesize(amp)[0, 0].numpy()
+    hop = 64
+    assert np.abs(y[: 127 * hop]).max() == 0.0  # nothing before the grain that starts the note
+    assert np.abs(y[129 * hop:]).max() > 0.99 and np.sqrt(np.mean(y[129 * hop:] ** 2)) > 0.7
+    assert bank(torch.randn(2, 3, 256)).abs().max() == 0.0  # zero-initialised head: silent until trained
+
+
+def test_generator_with_oscillators_starts_as_the_generator_without():
+    torch.manual_seed(0)
+    plain = WaveGANGenerator(4, 16384, d=4, upsample="balanced", conditioning="film", envelope=True)
+    bank = WaveGANGenerator(4, 16384, d=4, upsample="balanced", conditioning="film", envelope=True, oscillators=16)
+    missing = bank.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["oscillators.head.bias", "oscillators.head.weight"]  # the fixed tables are rebuilt, not saved
+    z, cat = torch.rand(2, 100) * 2 - 1, torch.eye(4)[[0, 3]]
+    with torch.no_grad():
+        assert torch.equal(plain(z, cat), bank(z, cat))
+        bank.oscillators.head.bias[3] = 2.0  # oscillator 3's sine, at amplitude 2 x OSCILLATOR_RATE before the tanh
+        louder = bank(z, cat)
+    assert not torch.equal(plain(z, cat), louder) and louder.abs().max() <= 1.0
+    spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=4, oscillators=16)
+    assert build_generator(spec).oscillators.n == 16 and "16 oscillators" in spec.describe()
+    with pytest.raises(ModelError, match="oscillators must be 0"):
+        ModelSpec("wavegan", CATS, 16000, 16384, oscillators=-1)
+
+
+def test_bake_balanced_stores_the_weights_the_layer_computes():
+    torch.manual_seed(1)
+    g = WaveGANGenerator(2, 16384, d=4, upsample="balanced", envelope=True)
+    baked = copy.deepcopy(g)
+    assert bake_balanced(baked) == 5 and all(up.mode == "tied" for up in baked.ups)
+    z, cat = torch.rand(3, 100) * 2 - 1, torch.eye(2)[[0, 1, 1]]
+    with torch.no_grad():
+        assert torch.allclose(g(z, cat), baked(z, cat), atol=1e-6)
+    assert bake_balanced(baked) == 0
