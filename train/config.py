@@ -27,7 +27,7 @@ WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its
 
 # The fields that define the networks' shapes: a resumed run must agree on them.
 MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional",
-                "spectral_critics", "mbstd", "conditioning", "envelope", "oscillators")
+                "spectral_critics", "mbstd", "conditioning", "envelope", "oscillators", "noise_level")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
                  "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
@@ -60,6 +60,7 @@ class TrainConfig:
     conditioning: str = "bias"  # generator: "bias" (per-layer category bias) or "film" (per-layer scale and bias)
     envelope: bool = False  # WaveGAN generator: a learned amplitude envelope multiplies the output
     oscillators: int = 0  # WaveGAN generator: a bank of this many sinusoidal oscillators adds partials (0 = off)
+    noise_level: bool = False  # WaveGAN generator, with oscillators: a learned gain on the upsampling layers' noise
     spectral_critics: str = "none"  # WaveGAN: STFT resolutions of extra critics, e.g. "256,1024"
     mbstd: bool = False  # minibatch standard deviation before the critics' heads
     batch_size: int = 64
@@ -170,6 +171,9 @@ class TrainConfig:
             raise ValueError(f"--init {self.init} with --arch specgan: the initialisation is WaveGAN's; use --init default")
         if self.arch == "specgan" and self.oscillators:
             raise ValueError(f"--oscillators {self.oscillators} with --arch specgan: the oscillator bank is WaveGAN's; use --oscillators 0")
+        if self.noise_level and not self.oscillators:
+            raise ValueError("--noise-level on without --oscillators: it sets the upsampling layers' level against the "
+                             "oscillators' partials; add --oscillators N (e.g. 128), or use --noise-level off")
         if self.arch == "specgan" and self.envelope:
             raise ValueError("--envelope on with --arch specgan: the envelope head is WaveGAN's; use --envelope off")
         if self.upsample != "transpose" and self.arch == "specgan":
@@ -243,6 +247,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--oscillators", type=int, default=b, metavar="N",
                    help="WaveGAN generator: N sinusoidal oscillators (40 Hz to 7.2 kHz at 16 kHz) whose amplitudes it sets every "
                         "4 ms, added to its waveform: partials it need not build from the upsampling layers (default 0: off)")
+    m.add_argument("--noise-level", choices=("on", "off"), default=b,
+                   help="WaveGAN generator, with --oscillators: a learned gain (4 ms steps) on the upsampling layers' output, "
+                        "so a frame can be partials, noise or a mix (default off)")
     m.add_argument("--spectral-critics", default=b, metavar="N,N|none",
                    help="WaveGAN: extra critics on the log-magnitude STFT at these FFT sizes (laptop: 256,1024; paper: none)")
     m.add_argument("--mbstd", choices=("on", "off"), default=b, help="minibatch standard deviation in the critics (laptop: on)")
@@ -319,7 +326,7 @@ def resolve_config(cache: str, out: str, recipe: str = "paper", **given) -> Trai
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)} - {"cache", "out", "recipe", "progress"}
     given = {k: v for k, v in vars(args).items() if k in names}
-    for flag in ("mbstd", "envelope"):
+    for flag in ("mbstd", "envelope", "noise_level"):
         if flag in given:
             given[flag] = given[flag] == "on"
     return resolve_config(str(args.cache), str(args.out), args.recipe, progress=not args.quiet, **given)

@@ -37,6 +37,7 @@ class ModelSpec:
     conditioning: str = "bias"  # WaveGAN: "bias" or "film"
     envelope: bool = False  # WaveGAN: a learned amplitude envelope multiplies the output
     oscillators: int = 0  # WaveGAN: a bank of this many sinusoidal oscillators adds partials (0 = none)
+    noise_level: bool = False  # WaveGAN, with oscillators: a learned gain on the upsampling layers' output
     phase_shuffle: int = 2  # WaveGAN critic
     view: str = "128"  # SpecGAN
     griffin_lim_iters: int = 32  # SpecGAN
@@ -56,6 +57,8 @@ class ModelSpec:
                 raise ModelError(f"conditioning must be 'bias' or 'film', got {self.conditioning!r}")
             if self.oscillators < 0:
                 raise ModelError(f"oscillators must be 0 (off) or >= 1, got {self.oscillators}")
+            if self.noise_level and not self.oscillators:
+                raise ModelError("noise_level needs oscillators: it scales the upsampling layers' output against their partials")
         else:
             if self.n_samples != 16384:
                 raise ModelError(f"SpecGAN works on 16384-sample clips (128x128 spectrograms), the cache has {self.n_samples}; "
@@ -90,7 +93,8 @@ class ModelSpec:
         if self.architecture == "wavegan":
             extra = (f"upsample={self.upsample}" + (f", post filter {self.post_filter_taps} taps" if self.post_filter_taps else "")
                      + (f", {self.conditioning} conditioning" if self.conditioning != "bias" else "")
-                     + (", envelope" if self.envelope else "") + (f", {self.oscillators} oscillators" if self.oscillators else ""))
+                     + (", envelope" if self.envelope else "") + (f", {self.oscillators} oscillators" if self.oscillators else "")
+                     + (", noise level" if self.noise_level else ""))
         else:
             extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
         return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "
@@ -100,7 +104,7 @@ class ModelSpec:
 def build_generator(spec: ModelSpec) -> nn.Module:
     if spec.architecture == "wavegan":
         return WaveGANGenerator(spec.n_categories, spec.n_samples, spec.latent_dim, spec.model_dim, spec.upsample, spec.post_filter_taps,
-                                spec.conditioning, spec.envelope, spec.oscillators)
+                                spec.conditioning, spec.envelope, spec.oscillators, spec.noise_level)
     return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
 
 

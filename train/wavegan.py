@@ -33,6 +33,12 @@ linear in the weights, so their gradients are as tame as any layer's (a learnt *
 be: gradients through ``sin(2 pi f t)`` swing with ``t``). The synthesis is one transposed convolution
 with fixed windowed-sinusoid kernels (overlap-add of Hann grains at 50%, phase-continuous across
 grains), so it exports to ONNX as it is.
+
+Noise level (``noise_level=True``, with oscillators). A pitched note needs the upsampling layers'
+output quiet under its partials, and that output is noise until five layers learn otherwise. A second
+sigmoid gain, read like the envelope, scales that output before the partials are added, so a frame
+can be partials, noise, or any mix of them (the harmonic-plus-noise split of spectral modelling
+synthesis, Serra & Smith 1990, and DDSP, Engel et al. 2020), while the envelope still shapes both.
 The discriminator is a projection discriminator (Miyato & Koyama, ICLR 2018): ``D(x, y) = psi(phi(x)) +
 <E y, phi(x)>``. We chose it over an auxiliary classifier because it is part of the critic's value, so
 it sits inside WGAN-GP's Lipschitz penalty unchanged; AC-GAN's extra classification loss pulls the
@@ -239,7 +245,7 @@ class WaveGANGenerator(nn.Module):
 
     def __init__(self, n_categories: int, n_samples: int = 16384, latent_dim: int = 100, d: int = 64,
                  upsample: str = "transpose", post_filter_taps: int = 0, conditioning: str = "bias", envelope: bool = False,
-                 oscillators: int = 0) -> None:
+                 oscillators: int = 0, noise_level: bool = False) -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         chans = wavegan_channels(d, len(strides))
@@ -264,6 +270,13 @@ class WaveGANGenerator(nn.Module):
         self.oscillators = None
         if oscillators:  # reads the envelope's features: 256 steps for every clip length
             self.oscillators = OscillatorBank(chans[ENVELOPE_LAYER], oscillators, n_samples, 16 * 4**ENVELOPE_LAYER)
+        self.noise_level = None
+        if noise_level:
+            if not oscillators:
+                raise ModelError("noise_level scales the upsampling layers' output against the oscillators' partials: it needs oscillators")
+            self.noise_level = nn.Conv1d(chans[ENVELOPE_LAYER], 1, 5, padding=2)  # [B, 4d, 256] -> [B, 1, 256] gain logits
+            nn.init.zeros_(self.noise_level.weight)
+            nn.init.zeros_(self.noise_level.bias)
         self.post = None
         if post_filter_taps:
             if post_filter_taps < 2:
@@ -274,7 +287,7 @@ class WaveGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         x = self.dense(torch.cat([z, category], dim=1))  # [B, 16*16d]
         x = x.view(z.shape[0], self.c0, 16)  # [B, 16d, 16]
-        gain = partials = None
+        gain = partials = level = None
         for i, up in enumerate(self.ups):
             if self.cond_scale is not None:
                 x = x * (1 + self.cond_scale[i](category)[:, :, None])
@@ -283,10 +296,14 @@ class WaveGANGenerator(nn.Module):
                 gain = torch.sigmoid(ENVELOPE_RATE * self.envelope(x))  # [B, 1, 256]
             if i == ENVELOPE_LAYER and self.oscillators is not None:
                 partials = self.oscillators(x)  # [B, 1, n_samples]
+            if i == ENVELOPE_LAYER and self.noise_level is not None:
+                level = torch.sigmoid(ENVELOPE_RATE * self.noise_level(x))  # [B, 1, 256]
             x = up(x)  # 16384: [B,1024,16] -> [B,512,64] -> [B,256,256] -> [B,128,1024] -> [B,64,4096] -> [B,1,16384] (d=64)
         if self.post is not None:
             taps = self.post.kernel_size[0]
             x = self.post(F.pad(x, ((taps - 1) // 2, taps // 2)))  # "same" length, explicit so it exports
+        if level is not None:
+            x = x * F.interpolate(level, size=x.shape[-1], mode="linear", align_corners=False)
         if partials is not None:
             x = x + partials
         y = torch.tanh(x)

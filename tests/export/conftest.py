@@ -31,6 +31,8 @@ def write_checkpoint(path: Path, seed: int = 0, step: int = 7, corrupt=None, **s
     if getattr(gen, "oscillators", None) is not None:  # zero-initialised (silent): give the bank something to export
         with torch.no_grad():
             gen.oscillators.head.weight.normal_(0.0, 0.05)
+            if gen.noise_level is not None:
+                gen.noise_level.weight.normal_(0.0, 0.05)
     stats = None
     if spec.architecture == "specgan":  # plausible per-bin log-magnitude statistics
         bins = int(spec.view)

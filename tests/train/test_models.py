@@ -207,3 +207,21 @@ def test_bake_balanced_stores_the_weights_the_layer_computes():
     with torch.no_grad():
         assert torch.allclose(g(z, cat), baked(z, cat), atol=1e-6)
     assert bake_balanced(baked) == 0
+
+
+def test_noise_level_turns_the_upsampling_layers_down_under_the_partials():
+    torch.manual_seed(2)
+    g = WaveGANGenerator(2, 16384, d=4, upsample="balanced", conditioning="film", envelope=True, oscillators=8, noise_level=True)
+    z, cat = torch.rand(2, 100) * 2 - 1, torch.eye(2)
+    with torch.no_grad():
+        g.oscillators.head.bias[2] = 0.1  # one steady partial
+        g.noise_level.bias.fill_(-30.0)  # level ~ 0: only the partial is left, under the envelope
+        quiet = g(z, cat)
+        g.noise_level.bias.fill_(30.0)  # level ~ 1: the layers' output at full level, as without the head
+        full = g(z, cat)
+        g.noise_level = None
+        assert torch.allclose(full, g(z, cat), atol=1e-6)
+        partial = torch.tanh(g.oscillators(torch.zeros(2, 16, 256)))[:, 0] * 0.5  # the envelope's flat start: 0.5
+    assert torch.allclose(quiet, partial, atol=1e-5) and not torch.allclose(quiet, full, atol=1e-3)
+    with pytest.raises(ModelError, match="needs oscillators"):
+        ModelSpec("wavegan", CATS, 16000, 16384, noise_level=True)
