@@ -258,13 +258,13 @@ def test_killed_build_leaves_nothing_a_later_run_would_trust(tmp_path):
         "from train.build import build_cache\n"
         "build_cache(%r, %r, jobs=2, progress=False)\n" % (str(REPO), str(root), str(tmp_path / "cache"))
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)  # its own group: the kill takes its workers too
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "cache").glob("*.partial")):
         time.sleep(0.01)
     time.sleep(0.3)
     assert proc.poll() is None, "the build finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the build, its forkserver and its decoders (killed alone, they outlived the test)
     proc.wait()
     assert list((tmp_path / "cache").glob("*.partial"))  # it really died mid-write
     with DatasetCache.open(tmp_path / "cache", verify=True) as c:
