@@ -30,15 +30,16 @@ to 7.2 kHz at 16 kHz), whose amplitudes the generator sets every 4 ms (from the 
 envelope), added to the waveform before the tanh. Each oscillator has a quadrature pair of amplitudes,
 so it can start at any phase and glide off its grid frequency by turning that pair; amplitudes are
 linear in the weights, so their gradients are as tame as any layer's (a learnt *frequency* would not
-be: gradients through ``sin(2 pi f t)`` swing with ``t``). The synthesis is one transposed convolution
-with fixed windowed-sinusoid kernels (overlap-add of Hann grains at 50%, phase-continuous across
-grains), so it exports to ONNX as it is.
+be: gradients through ``sin(2 pi f t)`` swing with ``t``). The synthesis is an overlap-add of Hann
+grains at 50%, phase-continuous across grains: fixed rotation tables, one matrix product with fixed
+windowed-sinusoid kernels and two slices (:class:`OscillatorBank`), so it exports to ONNX as it is.
 
 Noise level (``noise_level=True``, with oscillators). A pitched note needs the upsampling layers'
 output quiet under its partials, and that output is noise until five layers learn otherwise. A second
 sigmoid gain, read like the envelope, scales that output before the partials are added, so a frame
 can be partials, noise, or any mix of them (the harmonic-plus-noise split of spectral modelling
 synthesis, Serra & Smith 1990, and DDSP, Engel et al. 2020), while the envelope still shapes both.
+
 The discriminator is a projection discriminator (Miyato & Koyama, ICLR 2018): ``D(x, y) = psi(phi(x)) +
 <E y, phi(x)>``. We chose it over an auxiliary classifier because it is part of the critic's value, so
 it sits inside WGAN-GP's Lipschitz penalty unchanged; AC-GAN's extra classification loss pulls the
