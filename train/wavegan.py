@@ -293,24 +293,27 @@ class WaveGANGenerator(nn.Module):
             if self.cond_scale is not None:
                 x = x * (1 + self.cond_scale[i](category)[:, :, None])
             x = F.relu(x + self.cond[i](category)[:, :, None])
-            if i == ENVELOPE_LAYER and self.envelope is not None:
-                gain = torch.sigmoid(ENVELOPE_RATE * self.envelope(x))  # [B, 1, 256]
-            if i == ENVELOPE_LAYER and self.oscillators is not None:
-                partials = self.oscillators(x)  # [B, 1, n_samples]
-            if i == ENVELOPE_LAYER and self.noise_level is not None:
-                level = torch.sigmoid(ENVELOPE_RATE * self.noise_level(x))  # [B, 1, 256]
+            if i == ENVELOPE_LAYER:  # the heads that shape the whole clip read these 256 steps
+                gain = None if self.envelope is None else torch.sigmoid(ENVELOPE_RATE * self.envelope(x))  # [B, 1, 256]
+                level = None if self.noise_level is None else torch.sigmoid(ENVELOPE_RATE * self.noise_level(x))  # [B, 1, 256]
+                partials = None if self.oscillators is None else self.oscillators(x)  # [B, 1, n_samples]
             x = up(x)  # 16384: [B,1024,16] -> [B,512,64] -> [B,256,256] -> [B,128,1024] -> [B,64,4096] -> [B,1,16384] (d=64)
         if self.post is not None:
             taps = self.post.kernel_size[0]
             x = self.post(F.pad(x, ((taps - 1) // 2, taps // 2)))  # "same" length, explicit so it exports
         if level is not None:
-            x = x * F.interpolate(level, size=x.shape[-1], mode="linear", align_corners=False)
+            x = x * _to_output_rate(level, x.shape[-1])
         if partials is not None:
             x = x + partials
         y = torch.tanh(x)
         if gain is not None:
-            y = y * F.interpolate(gain, size=y.shape[-1], mode="linear", align_corners=False)  # [B, 1, 256] -> [B, 1, n_samples]
+            y = y * _to_output_rate(gain, y.shape[-1])
         return y[:, 0]  # [B, n_samples]
+
+
+def _to_output_rate(gain: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """A gain at 256 steps, ``[B, 1, 256]``, interpolated linearly to ``[B, 1, n_samples]``."""
+    return F.interpolate(gain, size=n_samples, mode="linear", align_corners=False)
 
 
 def kaiming_init(g: WaveGANGenerator, cond_gain: float = 0.1) -> None:
