@@ -1,8 +1,8 @@
 """A corpus of real recordings from Debian's own packages: ``gesturegan dataset debian --out DIR``.
 
 The recordings are sound effects and instrument samples that Debian ships for other programs (Sonic Pi's
-sample library, LMMS's samples, the freedesktop sound theme, Tux Paint, Pingus and Frozen Bubble), each
-filed under the gesture category it plainly is by its name and use: a click is a trigger, a bell a
+sample library, LMMS's samples, the freedesktop, KDE Oxygen and Lomiri sound themes, Tux Paint, Pingus and
+Frozen Bubble), each filed under the gesture category it plainly is by its name and use: a click is a trigger, a bell a
 trigger continuous, a pad or a whoosh a continuous variation, a beat loop a continuous repetition.
 Speech, music tracks and drum-kit samples (LMMS's ``drums/``, Sonic Pi's ``drum_``, ``bd_`` and ``sn_``
 sets) are left out (drum kits and General MIDI soundfonts are what
@@ -117,6 +117,23 @@ SOURCES: tuple[Source, ...] = (
         "continuous_variation": ("snore.*", "destroy_group.*"),
         "continuous_repetition": ("applause.*", "typewriter.*"),
     }),
+    # KDE's Oxygen theme: notification chimes that ring on (trigger continuous) and window-action swishes that stop
+    Source("oxygen-sounds", "usr/share/sounds", {
+        "trigger": tuple(f"Oxygen-Window-{n}.*" for n in ("Close", "Maximize", "Minimize", "Move-Stop", "Shade-Down", "Shade-Up",
+                                                          "All-Desktops", "All-Desktops-Not")),
+        "trigger_continuous": tuple(f"Oxygen-{n}.*" for n in (
+            "Im-Cant-Connect", "Im-Connection-Lost", "Im-Error-On-Connection", "Im-Highlight-Msg", "Im-Internal-Error", "Im-Irc-Event",
+            "Im-Low-Priority-Message", "Im-Message-In", "Im-Message-Out", "Im-Network-Problems", "Im-New-Mail", "Im-Nudge",
+            "K3B-Finish-Success", "K3B-Insert-Medium", "Sys-App-Message", "Sys-App-Negative", "Sys-App-Positive", "Sys-File-Open-Foes",
+            "Sys-List-End", "Sys-List-Match-Multiple", "Sys-List-Match-No", "Sys-Log-Out", "Sys-Special", "Sys-Warning")),
+        "continuous_variation": ("Oxygen-Window-Move.*",),
+        "continuous_repetition": ("Oxygen-Im-Phone-Ring.*",),
+    }),
+    # Lomiri's (Ubuntu Touch) notification sounds: struck chimes, a mallet, a jaw harp (the ringtones are melodies: left out)
+    Source("lomiri-sounds", "usr/share/sounds/lomiri/notifications", {
+        "trigger": ("Blip.*", "Slick.*", "Rhodes.*"),
+        "trigger_continuous": ("A440.*", "Amsterdam.*", "Ede.*", "Noti Karinding.*", "Xylo.*"),
+    }),
 )
 PACKAGES = tuple(s.package for s in SOURCES)
 
@@ -192,11 +209,14 @@ def build_debian_corpus(out: str | Path, root: str | Path = "/", install: bool =
     """Write ``out/<category>/<package>/<name>.wav`` and ``out/corpus.json``; returns the description."""
     root, out = Path(root), Path(out)
     versions = {s.package: package_version(s.package) if str(root) == "/" else "unpacked" for s in sources}
-    missing = [s.package for s in sources if not (root / s.folder).is_dir()]
+    def absent() -> list[str]:  # a folder that another package also fills (usr/share/sounds) is not enough
+        return [s.package for s in sources if not (root / s.folder).is_dir() or versions[s.package] is None]
+
+    missing = absent()
     if missing and install:
         install_packages(missing, log)
         versions.update({p: package_version(p) for p in missing})
-        missing = [s.package for s in sources if not (root / s.folder).is_dir()]
+        missing = absent()
     if missing:
         raise DatasetError(f"packages {', '.join(missing)} are not installed (no {', '.join(str(root / s.folder) for s in sources if s.package in missing)}); "
                            f"install them with 'apt-get install {' '.join(missing)}' or run with --install as root")

@@ -172,12 +172,17 @@ def test_play_from_osc_and_a_virtual_midi_input(jack, tmp_path):
     assert target, backend.get_output_names()
     with backend.open_output(target[0]) as keys:
         keys.send(mido.Message("note_on", note=62, velocity=100))
-        time.sleep(0.5)
-        client.sendto(encode("/gesturegan/status"), ("127.0.0.1", port))
-        status = {}
-        while "/gesturegan/status/midi_notes" not in status:
-            m = parse_packet(client.recvfrom(4096)[0])[0]
-            status[m.address] = m.args
+        # ask until the held note sounds (on a loaded machine its clip may take a while to be generated)
+        deadline = time.monotonic() + 4
+        while True:
+            time.sleep(0.25)
+            client.sendto(encode("/gesturegan/status"), ("127.0.0.1", port))
+            status = {}
+            while "/gesturegan/status/midi_notes" not in status:
+                m = parse_packet(client.recvfrom(4096)[0])[0]
+                status[m.address] = m.args
+            if status["/gesturegan/status/voices"][0] >= 1 or time.monotonic() > deadline:
+                break
     client.close()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

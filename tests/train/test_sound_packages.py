@@ -85,6 +85,17 @@ def test_missing_packages_are_named_with_the_install_command(tmp_path, capsys):
     assert "not installed" in err and "apt-get install" in err and "sonic-pi-samples" in err
 
 
+def test_a_folder_that_another_package_fills_does_not_count_as_installed(monkeypatch, tmp_path):
+    """Oxygen's sounds sit in /usr/share/sounds, which the freedesktop theme makes too: on the real root a
+    package counts as there when dpkg says it is installed, not when its folder exists."""
+    import train.sound_packages as sp
+
+    monkeypatch.setattr(sp, "package_version", lambda package: None)
+    shared = Source("fake-sounds", "usr", {"trigger": ("*",)})  # /usr exists on every machine
+    with pytest.raises(DatasetError, match="apt-get install fake-sounds"):
+        build_debian_corpus(tmp_path / "out", "/", sources=(shared,), progress=False)
+
+
 def test_a_pattern_that_matches_nothing_is_an_error(fake_root, tmp_path):
     src = Source("fake-sounds", SRC.folder, {"trigger": ("nothing-*.wav",)})
     with pytest.raises(DatasetError, match="no file in .* matches"):
