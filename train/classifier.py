@@ -5,8 +5,8 @@ inception score; nearest-neighbour copying check in its embedding space) and fil
 (``gesturegan dataset sort``). The composer's own classifier overfit (9% test accuracy), so this one is
 built against that: a held-out split *by source file* (clips of one recording never sit on both sides),
 validation-based epoch selection, batch norm, dropout, gain/shift/time-mask augmentation, and a test
-accuracy that is reported, not assumed. Real corpora are unbalanced (the Debian one has 63 trigger_continuous
-clips beside 436 continuous_variation ones), and a judge that never says the rare category is no judge of
+accuracy that is reported, not assumed. Real corpora are unbalanced (the Debian one has 92 trigger_continuous
+clips beside 438 continuous_variation ones), and a judge that never says the rare category is no judge of
 it: the loss weighs each category by the inverse of its share of the training clips, and the epoch is
 chosen by *balanced* validation accuracy (the mean of the per-category accuracies). On a balanced corpus
 both are exactly the plain ones.

@@ -88,6 +88,10 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
         acc = {c: float(pred[req == k, k].mean()) for k, c in enumerate(spec.categories)}
         report["category_accuracy"] = acc
         report["category_accuracy_mean"] = float(np.mean(list(acc.values())))
+        # what each request is heard as: a category that is never made shows here which one it is made into
+        heard = probs.argmax(1)
+        report["heard_as"] = {c: {h: float((heard[req == k] == j).mean()) for j, h in enumerate(clf.categories)}
+                              for k, c in enumerate(spec.categories)}
         report["mixtures"] = _mixtures(synth, spec, clf, col, g, max(16, per_category // 4), lambda: bar.update(1))
     else:
         bar.update(spec.n_categories - 1)
@@ -191,6 +195,9 @@ def format_report(r: dict) -> str:
         for c, a in r["category_accuracy"].items():
             lines.append(f"  {c:<24} {a:6.1%}")
         lines.append(f"  {'mean':<24} {r['category_accuracy_mean']:6.1%}")
+        for c, heard in r.get("heard_as", {}).items():
+            shares = ", ".join(f"{h} {v:.0%}" for h, v in heard.items() if v > 0)
+            lines.append(f"  asked for {c}, heard as: {shares}")
     lines.append(f"inception score: generated {r['inception_score_generated']:.2f}, real {r['inception_score_real']:.2f} ({r['real_reference']})")
     div = r.get("diversity")
     if div:

@@ -121,6 +121,11 @@ def test_evaluate_reports_accuracy_is_mixtures_and_copying(tiny_cache, clf_cache
     r = json.loads(report_path.read_text())
     assert set(r["category_accuracy"]) == {"trigger", "trigger_continuous", "continuous_variation", "continuous_repetition"}
     assert all(0 <= a <= 1 for a in r["category_accuracy"].values())
+    # each request's clips are heard as some category: the shares sum to one, the diagonal is the accuracy
+    assert set(r["heard_as"]) == set(r["category_accuracy"])
+    for c, heard in r["heard_as"].items():
+        assert abs(sum(heard.values()) - 1) < 1e-6 and heard[c] == pytest.approx(r["category_accuracy"][c])
+    assert "asked for trigger, heard as:" in out
     assert 1 <= r["inception_score_generated"] <= 4 and 1 <= r["inception_score_real"] <= 4
     assert r["inception_score_real"] > 1.5  # real data: confident and spread over the categories
     assert len(r["mixtures"]) == 3 and all(len(m["share_of_to"]) == 5 for m in r["mixtures"])
