@@ -17,6 +17,7 @@ from pathlib import Path
 # Named here, not in the model modules, so building the command line does not import torch.
 ARCHITECTURES = ("wavegan", "specgan")
 UPSAMPLE_MODES = ("transpose", "nearest", "subpixel", "tied", "balanced", "smooth")
+PARTIALS = ("free", "bounded")  # WaveGAN oscillator bank: amplitudes as the head makes them, or softly limited
 VIEW_SIZES = {"128": 128, "64": 64}
 
 LOSSES = ("wgan-gp", "hinge", "ns")  # implemented by train.losses; named here so the command line needs no torch
@@ -27,7 +28,8 @@ WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its
 
 # The fields that define the networks' shapes: a resumed run must agree on them.
 MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional",
-                "spectral_critics", "mbstd", "conditioning", "envelope", "oscillators", "noise_level")
+                "spectral_critics", "mbstd", "conditioning", "envelope", "oscillators", "noise_level",
+                "partials")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
                  "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
@@ -61,6 +63,7 @@ class TrainConfig:
     envelope: bool = False  # WaveGAN generator: a learned amplitude envelope multiplies the output
     oscillators: int = 0  # WaveGAN generator: a bank of this many sinusoidal oscillators adds partials (0 = off)
     noise_level: bool = False  # WaveGAN generator, with oscillators: a learned gain on the upsampling layers' noise
+    partials: str = "free"  # WaveGAN generator, with oscillators: "bounded" keeps the partials in the tanh's working range
     spectral_critics: str = "none"  # WaveGAN: STFT resolutions of extra critics, e.g. "256,1024"
     mbstd: bool = False  # minibatch standard deviation before the critics' heads
     batch_size: int = 64
@@ -174,6 +177,9 @@ class TrainConfig:
         if self.noise_level and not self.oscillators:
             raise ValueError("--noise-level on without --oscillators: it sets the upsampling layers' level against the "
                              "oscillators' partials; add --oscillators N (e.g. 128), or use --noise-level off")
+        if self.partials != "free" and not self.oscillators:
+            raise ValueError(f"--partials {self.partials} without --oscillators: it limits the oscillators' amplitudes; "
+                             "add --oscillators N (e.g. 128), or leave --partials free")
         if self.arch == "specgan" and self.envelope:
             raise ValueError("--envelope on with --arch specgan: the envelope head is WaveGAN's; use --envelope off")
         if self.upsample != "transpose" and self.arch == "specgan":
@@ -250,6 +256,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--noise-level", choices=("on", "off"), default=b,
                    help="WaveGAN generator, with --oscillators: a learned gain (4 ms steps) on the upsampling layers' output, "
                         "so a frame can be partials, noise or a mix (default off)")
+    m.add_argument("--partials", choices=PARTIALS, default=b,
+                   help="WaveGAN generator, with --oscillators: 'bounded' limits each 4 ms frame's amplitudes softly so the "
+                        "partials cannot drive the output's tanh into clipping (broadband noise); default free")
     m.add_argument("--spectral-critics", default=b, metavar="N,N|none",
                    help="WaveGAN: extra critics on the log-magnitude STFT at these FFT sizes (laptop: 256,1024; paper: none)")
     m.add_argument("--mbstd", choices=("on", "off"), default=b, help="minibatch standard deviation in the critics (laptop: on)")

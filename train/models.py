@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import ARCHITECTURES, UPSAMPLE_MODES, VIEW_SIZES
+from .config import ARCHITECTURES, PARTIALS, UPSAMPLE_MODES, VIEW_SIZES
 from .critics import CriticSet, SpectralCritic
 from .errors import ModelError
 from .specgan import SpecGANDiscriminator, SpecGANGenerator
@@ -38,6 +38,7 @@ class ModelSpec:
     envelope: bool = False  # WaveGAN: a learned amplitude envelope multiplies the output
     oscillators: int = 0  # WaveGAN: a bank of this many sinusoidal oscillators adds partials (0 = none)
     noise_level: bool = False  # WaveGAN, with oscillators: a learned gain on the upsampling layers' output
+    partials: str = "free"  # WaveGAN, with oscillators: "bounded" limits each frame's amplitudes softly (train.oscillators)
     phase_shuffle: int = 2  # WaveGAN critic
     view: str = "128"  # SpecGAN
     griffin_lim_iters: int = 32  # SpecGAN
@@ -59,6 +60,8 @@ class ModelSpec:
                 raise ModelError(f"oscillators must be 0 (off) or >= 1, got {self.oscillators}")
             if self.noise_level and not self.oscillators:
                 raise ModelError("noise_level needs oscillators: it scales the upsampling layers' output against their partials")
+            if self.partials not in PARTIALS:
+                raise ModelError(f"partials must be one of {', '.join(PARTIALS)}, got {self.partials!r}")
         else:
             if self.n_samples != 16384:
                 raise ModelError(f"SpecGAN works on 16384-sample clips (128x128 spectrograms), the cache has {self.n_samples}; "
@@ -94,7 +97,7 @@ class ModelSpec:
             extra = (f"upsample={self.upsample}" + (f", post filter {self.post_filter_taps} taps" if self.post_filter_taps else "")
                      + (f", {self.conditioning} conditioning" if self.conditioning != "bias" else "")
                      + (", envelope" if self.envelope else "") + (f", {self.oscillators} oscillators" if self.oscillators else "")
-                     + (", noise level" if self.noise_level else ""))
+                     + (", noise level" if self.noise_level else "") + (", bounded partials" if self.partials == "bounded" else ""))
         else:
             extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
         return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "
@@ -104,7 +107,7 @@ class ModelSpec:
 def build_generator(spec: ModelSpec) -> nn.Module:
     if spec.architecture == "wavegan":
         return WaveGANGenerator(spec.n_categories, spec.n_samples, spec.latent_dim, spec.model_dim, spec.upsample, spec.post_filter_taps,
-                                spec.conditioning, spec.envelope, spec.oscillators, spec.noise_level)
+                                spec.conditioning, spec.envelope, spec.oscillators, spec.noise_level, spec.partials)
     return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
 
 

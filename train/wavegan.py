@@ -58,6 +58,7 @@ from torch.nn import functional as F
 from .config import UPSAMPLE_MODES
 from .critics import critic_head, minibatch_stddev
 from .errors import ModelError
+from .oscillators import OscillatorBank
 
 KERNEL = 25
 ENVELOPE_LAYER = 2  # the envelope head reads the input of upsampling layer 2: 256 steps for every clip length
@@ -65,8 +66,6 @@ ENVELOPE_LAYER = 2  # the envelope head reads the input of upsampling layer 2: 2
 # learning rate a step (2e-4: 0.56 in a 2,800-step run), so unscaled the head could not get a tail quiet
 # in time -- triggers stayed at 0-22% while every other category was learnt. x8 is an 8x learning rate for it.
 ENVELOPE_RATE = 8.0
-OSCILLATOR_RANGE = (0.0025, 0.45)  # the oscillator bank's lowest and highest frequency, in cycles per sample
-OSCILLATOR_RATE = 4.0  # the bank's amplitudes are scaled up for the same reason as the envelope's logits
 
 
 def wavegan_strides(n_samples: int) -> list[int]:
@@ -167,57 +166,6 @@ class Upsample1d(nn.Module):
         return y
 
 
-class OscillatorBank(nn.Module):
-    """``n`` sinusoidal oscillators at fixed log-spaced frequencies, their quadrature amplitudes read from
-    features at ``frames`` steps: ``[B, c_in, frames] -> [B, 1, n_samples]`` (see the module docstring).
-
-    Amplitudes ``(a, b)`` of oscillator k at frame f make ``a sin(w_k t) + b cos(w_k t)`` around the frame;
-    frames are Hann grains ``2 * hop`` long centred every ``hop`` samples, whose sum is 1, so constant
-    amplitudes make an exact sinusoid (the last frame's amplitudes are held for the grain after it, so
-    the clip's last ``hop`` samples are whole too). A grain centred at ``f * hop`` is ``cos(w_k tau)`` and
-    ``sin(w_k tau)`` kernels weighted by ``a, b`` rotated by the phase ``w_k f hop`` the oscillator has
-    reached there (fixed tables): one matrix product makes every grain, and overlap-add is two slices."""
-
-    def __init__(self, c_in: int, n: int, n_samples: int, frames: int) -> None:
-        super().__init__()
-        if n < 1:
-            raise ModelError(f"oscillators must be 0 (off) or >= 1, got {n}")
-        self.n, self.hop, self.frames = n, n_samples // frames, frames
-        self.head = nn.Conv1d(c_in, 2 * n, 3, padding=1)
-        nn.init.zeros_(self.head.weight)  # silent at the start: training starts from the model without the bank
-        nn.init.zeros_(self.head.bias)
-        w = 2 * math.pi * self.frequencies.double()
-        centres = torch.arange(frames + 1, dtype=torch.float64) * self.hop
-        theta = torch.remainder(w[:, None] * centres[None, :], 2 * math.pi)  # [n, frames + 1]
-        # fixed tables, rebuilt from n and the clip length: not saved in checkpoints
-        self.register_buffer("rot_cos", torch.cos(theta).float(), persistent=False)
-        self.register_buffer("rot_sin", torch.sin(theta).float(), persistent=False)
-        j = torch.arange(2 * self.hop, dtype=torch.float64)
-        window = 0.5 - 0.5 * torch.cos(math.pi * j / self.hop)  # periodic Hann, 2*hop long, peak at j = hop
-        tau = w[:, None] * (j - self.hop)[None, :]
-        kernel = torch.cat([window * torch.cos(tau), window * torch.sin(tau)])  # [2n, 2*hop]
-        self.register_buffer("kernel", kernel.float(), persistent=False)
-
-    @property
-    def frequencies(self) -> torch.Tensor:
-        """The oscillators' frequencies in cycles per sample, lowest first."""
-        lo, hi = OSCILLATOR_RANGE
-        return torch.logspace(math.log10(lo), math.log10(hi), self.n, dtype=torch.float64).float()
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.synthesize(OSCILLATOR_RATE * self.head(features))
-
-    def synthesize(self, amplitudes: torch.Tensor) -> torch.Tensor:
-        """``amplitudes : [B, 2n, frames]`` (the sine amplitudes, then the cosine ones) -> ``[B, 1, n_samples]``."""
-        amplitudes = torch.cat([amplitudes, amplitudes[:, :, -1:]], dim=2)  # hold the last frame for one more grain
-        a, b = amplitudes[:, : self.n], amplitudes[:, self.n :]
-        # a sin(w(fh + tau)) + b cos(w(fh + tau)) = (a s + b c) cos(w tau) + (a c - b s) sin(w tau), c, s of w f h
-        weights = torch.cat([a * self.rot_sin + b * self.rot_cos, a * self.rot_cos - b * self.rot_sin], dim=1)  # [B, 2n, frames + 1]
-        grains = torch.matmul(weights.transpose(1, 2), self.kernel)  # [B, frames + 1, 2 hop]: grain f spans (f - 1) hop .. (f + 1) hop
-        y = grains[:, :-1, self.hop :] + grains[:, 1:, : self.hop]  # [B, frames, hop]: the two grains over each hop
-        return y.reshape(y.shape[0], 1, self.frames * self.hop)
-
-
 def balanced_weight(weight: torch.Tensor, c_out: int, stride: int) -> torch.Tensor:
     """A sub-pixel layer's ``[c_out * stride, c_in, k]`` weights with every phase's DC gain (the sum of its
     taps) moved to the mean over the phases, per output and input channel (``balanced`` mode)."""
@@ -246,7 +194,7 @@ class WaveGANGenerator(nn.Module):
 
     def __init__(self, n_categories: int, n_samples: int = 16384, latent_dim: int = 100, d: int = 64,
                  upsample: str = "transpose", post_filter_taps: int = 0, conditioning: str = "bias", envelope: bool = False,
-                 oscillators: int = 0, noise_level: bool = False) -> None:
+                 oscillators: int = 0, noise_level: bool = False, partials: str = "free") -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         chans = wavegan_channels(d, len(strides))
@@ -270,7 +218,7 @@ class WaveGANGenerator(nn.Module):
             nn.init.zeros_(self.envelope.bias)
         self.oscillators = None
         if oscillators:  # reads the envelope's features: 256 steps for every clip length
-            self.oscillators = OscillatorBank(chans[ENVELOPE_LAYER], oscillators, n_samples, 16 * 4**ENVELOPE_LAYER)
+            self.oscillators = OscillatorBank(chans[ENVELOPE_LAYER], oscillators, n_samples, 16 * 4**ENVELOPE_LAYER, partials)
         self.noise_level = None
         if noise_level:
             if not oscillators:

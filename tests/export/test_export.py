@@ -29,7 +29,8 @@ VARIANTS = {
     "wavegan-32768": dict(n_samples=32768, upsample="subpixel"),
     "wavegan-tied-film-envelope": dict(upsample="tied", conditioning="film", envelope=True),
     "wavegan-balanced-film-envelope": dict(upsample="balanced", conditioning="film", envelope=True),
-    "wavegan-oscillators": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16, noise_level=True),
+    "wavegan-oscillators": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16, noise_level=True,
+                                partials="bounded"),
     "specgan-128": dict(architecture="specgan", view="128", griffin_lim_iters=8),
     "specgan-64": dict(architecture="specgan", view="64", griffin_lim_iters=8),
 }

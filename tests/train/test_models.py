@@ -12,7 +12,8 @@ from train.config import UPSAMPLE_MODES
 from train.errors import ModelError
 from train.models import ModelSpec, RealTransform, Synthesizer, build_discriminator, build_generator
 from train.specgan import SpecGANDiscriminator, SpecGANGenerator, specgan_channels
-from train.wavegan import (OscillatorBank, Upsample1d, WaveGANDiscriminator, WaveGANGenerator, bake_balanced, phase_shuffle,
+from train.oscillators import OscillatorBank
+from train.wavegan import (Upsample1d, WaveGANDiscriminator, WaveGANGenerator, bake_balanced, phase_shuffle,
                            wavegan_channels, wavegan_strides)
 
 CATS = ("a", "b", "c")
@@ -196,6 +197,31 @@ def test_generator_with_oscillators_starts_as_the_generator_without():
     assert build_generator(spec).oscillators.n == 16 and "16 oscillators" in spec.describe()
     with pytest.raises(ModelError, match="oscillators must be 0"):
         ModelSpec("wavegan", CATS, 16000, 16384, oscillators=-1)
+
+
+def test_bounded_partials_stay_in_the_tanh_working_range_and_keep_their_gradient():
+    torch.manual_seed(3)
+    free, bounded = OscillatorBank(3, 16, 16384, 256), OscillatorBank(3, 16, 16384, 256, "bounded")
+    bounded.load_state_dict(free.state_dict())
+    features = torch.randn(2, 3, 256)
+    with torch.no_grad():
+        free.head.weight.normal_(0.0, 1e-4)
+        bounded.head.weight.copy_(free.head.weight)
+        small_free, small_bounded = free(features), bounded(features)
+        assert torch.allclose(small_free, small_bounded, rtol=1e-2, atol=1e-7)  # near zero: the same bank
+        free.head.weight.normal_(0.0, 10.0)  # a runaway head: the free bank drives the tanh flat
+        bounded.head.weight.copy_(free.head.weight)
+        loud_free, loud_bounded = free(features), bounded(features)
+    rms = lambda y: float(y.pow(2).mean().sqrt())  # noqa: E731
+    assert rms(loud_free) > 10 and rms(loud_bounded) < 2 ** -0.5 + 1e-3
+    # however loud the frame, the timbre keeps a gradient: a change of direction changes the sound
+    bounded.head.weight.grad = None
+    (bounded(features)[:, 0, :4096] * torch.randn(2, 4096)).sum().backward()
+    assert bounded.head.weight.grad.abs().max() > 1e-4
+    spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=4, oscillators=16, partials="bounded")
+    assert build_generator(spec).oscillators.bounded and "bounded partials" in spec.describe()
+    with pytest.raises(ModelError, match="partials must be one of"):
+        ModelSpec("wavegan", CATS, 16000, 16384, oscillators=16, partials="clipped")
 
 
 def test_bake_balanced_stores_the_weights_the_layer_computes():

@@ -279,8 +279,9 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--recipe", "laptop", "--aux-class", "1", "--aux-twin", "1"],
     ["--loss", "wgan-gp", "--aux-class", "1", "--aux-twin", "0.5", "--arch", "specgan"],
     ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--noise-level", "on"],
+    ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--partials", "bounded"],
 ], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines", "laptop-twin", "specgan-twin",
-        "laptop-oscillators"])
+        "laptop-oscillators", "laptop-bounded-partials"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
@@ -311,7 +312,10 @@ def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, reci
         assert all(math.isnan(v) for v in lines)
     if "--oscillators" in recipe:  # the bank's head starts silent and learns from the first step
         assert not last["generator"]["oscillators.head.weight"].eq(0).all()
-        assert not last["generator"]["noise_level.weight"].eq(0).all()
+        if "--noise-level" in recipe:
+            assert not last["generator"]["noise_level.weight"].eq(0).all()
+        spec = json.loads((run / "config.json").read_text())["model"]
+        assert spec["partials"] == ("bounded" if "bounded" in recipe else "free")
 
 
 def test_laptop_recipe_first_steps_are_deterministic(tiny_cache, tmp_path):
@@ -365,6 +369,7 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--arch", "specgan", "--oscillators", "8"], "--oscillators 8 with --arch specgan"),
     (["--oscillators", "-1"], "oscillators must be >= 0"),
     (["--noise-level", "on"], "--noise-level on without --oscillators"),
+    (["--partials", "bounded"], "--partials bounded without --oscillators"),
     (["--mode-seeking-from", "800"], "--mode-seeking-from 800 with --mode-seeking 0"),
     (["--mode-seeking", "0.05", "--mode-seeking-from", "-1"], "mode_seeking_from must be >= 0"),
 ])
