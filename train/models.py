@@ -97,7 +97,8 @@ class ModelSpec:
             extra = (f"upsample={self.upsample}" + (f", post filter {self.post_filter_taps} taps" if self.post_filter_taps else "")
                      + (f", {self.conditioning} conditioning" if self.conditioning != "bias" else "")
                      + (", envelope" if self.envelope else "") + (f", {self.oscillators} oscillators" if self.oscillators else "")
-                     + (", noise level" if self.noise_level else "") + (", bounded partials" if self.partials == "bounded" else ""))
+                     + (", noise level" if self.noise_level else "")
+                     + (", bounded partials" if self.partials == "bounded" else ""))
         else:
             extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
         return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "

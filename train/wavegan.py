@@ -32,7 +32,7 @@ so it can start at any phase and glide off its grid frequency by turning that pa
 linear in the weights, so their gradients are as tame as any layer's (a learnt *frequency* would not
 be: gradients through ``sin(2 pi f t)`` swing with ``t``). The synthesis is an overlap-add of Hann
 grains at 50%, phase-continuous across grains: fixed rotation tables, one matrix product with fixed
-windowed-sinusoid kernels and two slices (:class:`OscillatorBank`), so it exports to ONNX as it is.
+windowed-sinusoid kernels and two slices (:class:`train.oscillators.OscillatorBank`), so it exports to ONNX as it is.
 
 Noise level (``noise_level=True``, with oscillators). A pitched note needs the upsampling layers'
 output quiet under its partials, and that output is noise until five layers learn otherwise. A second
