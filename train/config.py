@@ -17,7 +17,7 @@ from pathlib import Path
 # Named here, not in the model modules, so building the command line does not import torch.
 ARCHITECTURES = ("wavegan", "specgan")
 UPSAMPLE_MODES = ("transpose", "nearest", "subpixel", "tied", "balanced", "smooth")
-PARTIALS = ("free", "bounded")  # WaveGAN oscillator bank: amplitudes as the head makes them, or softly limited
+PARTIALS = ("free", "bounded", "softmax")  # WaveGAN oscillator bank: amplitudes as made, softly limited, or a distribution
 VIEW_SIZES = {"128": 128, "64": 64}
 
 LOSSES = ("wgan-gp", "hinge", "ns")  # implemented by train.losses; named here so the command line needs no torch
@@ -63,7 +63,7 @@ class TrainConfig:
     envelope: bool = False  # WaveGAN generator: a learned amplitude envelope multiplies the output
     oscillators: int = 0  # WaveGAN generator: a bank of this many sinusoidal oscillators adds partials (0 = off)
     noise_level: bool = False  # WaveGAN generator, with oscillators: a learned gain on the upsampling layers' noise
-    partials: str = "free"  # WaveGAN generator, with oscillators: "bounded" keeps the partials in the tanh's working range
+    partials: str = "free"  # WaveGAN generator, with oscillators: "bounded"/"softmax" keep the partials in the tanh's range
     spectral_critics: str = "none"  # WaveGAN: STFT resolutions of extra critics, e.g. "256,1024"
     mbstd: bool = False  # minibatch standard deviation before the critics' heads
     batch_size: int = 64
@@ -258,7 +258,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "so a frame can be partials, noise or a mix (default off)")
     m.add_argument("--partials", choices=PARTIALS, default=b,
                    help="WaveGAN generator, with --oscillators: 'bounded' limits each 4 ms frame's amplitudes softly so the "
-                        "partials cannot drive the output's tanh into clipping (broadband noise); default free")
+                        "partials cannot drive the output's tanh into clipping (broadband noise); 'softmax' makes each frame a "
+                        "loudness below 1 shared out over the oscillators (DDSP's harmonic distribution: a few partials are "
+                        "as cheap as many); default free")
     m.add_argument("--spectral-critics", default=b, metavar="N,N|none",
                    help="WaveGAN: extra critics on the log-magnitude STFT at these FFT sizes (laptop: 256,1024; paper: none)")
     m.add_argument("--mbstd", choices=("on", "off"), default=b, help="minibatch standard deviation in the critics (laptop: on)")

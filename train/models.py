@@ -38,7 +38,7 @@ class ModelSpec:
     envelope: bool = False  # WaveGAN: a learned amplitude envelope multiplies the output
     oscillators: int = 0  # WaveGAN: a bank of this many sinusoidal oscillators adds partials (0 = none)
     noise_level: bool = False  # WaveGAN, with oscillators: a learned gain on the upsampling layers' output
-    partials: str = "free"  # WaveGAN, with oscillators: "bounded" limits each frame's amplitudes softly (train.oscillators)
+    partials: str = "free"  # WaveGAN, with oscillators: "bounded" or "softmax" (train.oscillators)
     phase_shuffle: int = 2  # WaveGAN critic
     view: str = "128"  # SpecGAN
     griffin_lim_iters: int = 32  # SpecGAN
@@ -98,7 +98,7 @@ class ModelSpec:
                      + (f", {self.conditioning} conditioning" if self.conditioning != "bias" else "")
                      + (", envelope" if self.envelope else "") + (f", {self.oscillators} oscillators" if self.oscillators else "")
                      + (", noise level" if self.noise_level else "")
-                     + (", bounded partials" if self.partials == "bounded" else ""))
+                     + (f", {self.partials} partials" if self.partials != "free" else ""))
         else:
             extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
         return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "

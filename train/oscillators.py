@@ -9,6 +9,15 @@ the drive back. ``partials="bounded"`` limits each frame's amplitude vector soft
 ``v / sqrt(1 + |v|^2)`` over all 2n amplitudes: linear near zero (the bank still starts silent and
 learns from the first step), never above norm 1, so the partials' rms stays under 1/sqrt(2) and in the
 tanh's working range; the timbre (the vector's direction) keeps its gradient however loud the frame is.
+Measured, a bounded bank stays in range but sits at the bound with every oscillator on: a dense comb.
+
+``partials="softmax"`` is DDSP's harmonic distribution (Engel et al., ICLR 2020) over the fixed bank:
+the head makes n logits and a loudness logit per frame; the frame's amplitudes are
+``sigmoid(loudness) * softmax(logits)``, sine phase only (each oscillator's phase runs on from the
+clip's start, so a partial is one continuous sinusoid). The amplitudes sum to the loudness, below 1, so
+the partials' peak never leaves the tanh's working range; and a frame's level costs the same however
+few partials carry it, so a bell's few partials are as easy to make as a comb. It starts quiet
+(loudness 0.12 spread over every oscillator) rather than silent: a softmax has no all-zero point.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from .errors import ModelError
 
 OSCILLATOR_RANGE = (0.0025, 0.45)  # the oscillator bank's lowest and highest frequency, in cycles per sample
 OSCILLATOR_RATE = 4.0  # the bank's amplitudes are scaled up for the same reason as the envelope's logits
+SOFTMAX_LOUDNESS_START = -2.0  # "softmax" partials: the loudness logit at initialisation (sigmoid: 0.12)
 
 
 class OscillatorBank(nn.Module):
@@ -42,10 +52,13 @@ class OscillatorBank(nn.Module):
             raise ModelError(f"oscillators must be 0 (off) or >= 1, got {n}")
         if partials not in PARTIALS:
             raise ModelError(f"partials must be one of {', '.join(PARTIALS)}, got {partials!r}")
-        self.n, self.hop, self.frames, self.bounded = n, n_samples // frames, frames, partials == "bounded"
-        self.head = nn.Conv1d(c_in, 2 * n, 3, padding=1)
-        nn.init.zeros_(self.head.weight)  # silent at the start: training starts from the model without the bank
+        self.n, self.hop, self.frames, self.partials = n, n_samples // frames, frames, partials
+        self.head = nn.Conv1d(c_in, n + 1 if partials == "softmax" else 2 * n, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # silent (softmax: quiet) at the start: training starts from the model without the bank
         nn.init.zeros_(self.head.bias)
+        if partials == "softmax":
+            with torch.no_grad():
+                self.head.bias[-1] = SOFTMAX_LOUDNESS_START / OSCILLATOR_RATE
         w = 2 * math.pi * self.frequencies.double()
         centres = torch.arange(frames + 1, dtype=torch.float64) * self.hop
         theta = torch.remainder(w[:, None] * centres[None, :], 2 * math.pi)  # [n, frames + 1]
@@ -65,9 +78,12 @@ class OscillatorBank(nn.Module):
         return torch.logspace(math.log10(lo), math.log10(hi), self.n, dtype=torch.float64).float()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        amplitudes = OSCILLATOR_RATE * self.head(features)  # [B, 2n, frames]
-        if self.bounded:  # each frame's vector of 2n amplitudes to norm < 1, softly (module docstring)
+        amplitudes = OSCILLATOR_RATE * self.head(features)  # [B, 2n, frames]; softmax: [B, n + 1, frames], logits
+        if self.partials == "bounded":  # each frame's vector of 2n amplitudes to norm < 1, softly (module docstring)
             amplitudes = amplitudes * torch.rsqrt(1 + amplitudes.pow(2).sum(dim=1, keepdim=True))
+        elif self.partials == "softmax":  # a loudness < 1 shared out over the oscillators, sine phase only
+            shares = torch.sigmoid(amplitudes[:, -1:]) * torch.softmax(amplitudes[:, :-1], dim=1)  # [B, n, frames]
+            amplitudes = torch.cat([shares, torch.zeros_like(shares)], dim=1)
         return self.synthesize(amplitudes)
 
     def synthesize(self, amplitudes: torch.Tensor) -> torch.Tensor:

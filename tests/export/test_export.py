@@ -31,6 +31,7 @@ VARIANTS = {
     "wavegan-balanced-film-envelope": dict(upsample="balanced", conditioning="film", envelope=True),
     "wavegan-oscillators": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16, noise_level=True,
                                 partials="bounded"),
+    "wavegan-softmax-partials": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16, partials="softmax"),
     "specgan-128": dict(architecture="specgan", view="128", griffin_lim_iters=8),
     "specgan-64": dict(architecture="specgan", view="64", griffin_lim_iters=8),
 }

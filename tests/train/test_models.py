@@ -219,9 +219,36 @@ def test_bounded_partials_stay_in_the_tanh_working_range_and_keep_their_gradient
     (bounded(features)[:, 0, :4096] * torch.randn(2, 4096)).sum().backward()
     assert bounded.head.weight.grad.abs().max() > 1e-4
     spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=4, oscillators=16, partials="bounded")
-    assert build_generator(spec).oscillators.bounded and "bounded partials" in spec.describe()
+    assert build_generator(spec).oscillators.partials == "bounded" and "bounded partials" in spec.describe()
     with pytest.raises(ModelError, match="partials must be one of"):
         ModelSpec("wavegan", CATS, 16000, 16384, oscillators=16, partials="clipped")
+
+
+def test_softmax_partials_start_quiet_never_leave_the_tanh_range_and_make_a_single_partial_cleanly():
+    torch.manual_seed(4)
+    bank = OscillatorBank(3, 16, 16384, 256, "softmax")
+    features = torch.randn(2, 3, 256)
+    rms = lambda y: float(y.pow(2).mean().sqrt())  # noqa: E731
+    with torch.no_grad():
+        quiet = bank(features)
+        assert 1e-3 < rms(quiet) < 0.05  # loudness 0.12 spread over 16 oscillators: quiet, not silent
+        bank.head.weight.normal_(0.0, 10.0)  # a runaway head: the amplitudes still sum to a loudness below 1
+        assert bank(features).abs().max() <= 1.0
+        # a frame's level costs the same in one partial: all of it on oscillator 9 makes one clean sinusoid
+        bank.head.weight.zero_()
+        bank.head.bias.zero_()
+        bank.head.bias[9], bank.head.bias[-1] = 10.0, 10.0
+        y = bank(features)[0, 0].numpy()
+    assert abs(float(np.abs(y).max()) - 1.0) < 0.01
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(y.size)))
+    peak = int(spectrum.argmax())
+    assert abs(peak / y.size - float(bank.frequencies[9])) < 2 / y.size
+    assert spectrum[np.abs(np.arange(spectrum.size) - peak) > 8].max() < 1e-3 * spectrum[peak]
+    fresh = OscillatorBank(3, 16, 16384, 256, "softmax")  # learns from its first step: the timbre and the level
+    (fresh(features)[:, 0, :4096] * torch.randn(2, 4096)).sum().backward()
+    assert fresh.head.weight.grad[:16].abs().max() > 1e-4 and fresh.head.weight.grad[16].abs().max() > 1e-4
+    spec = ModelSpec("wavegan", CATS, 16000, 16384, model_dim=4, oscillators=16, partials="softmax")
+    assert build_generator(spec).oscillators.head.out_channels == 17 and "softmax partials" in spec.describe()
 
 
 def test_bake_balanced_stores_the_weights_the_layer_computes():

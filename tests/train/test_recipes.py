@@ -280,8 +280,9 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--loss", "wgan-gp", "--aux-class", "1", "--aux-twin", "0.5", "--arch", "specgan"],
     ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--noise-level", "on"],
     ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--partials", "bounded"],
+    ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--partials", "softmax"],
 ], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines", "laptop-twin", "specgan-twin",
-        "laptop-oscillators", "laptop-bounded-partials"])
+        "laptop-oscillators", "laptop-bounded-partials", "laptop-softmax-partials"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
@@ -315,7 +316,7 @@ def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, reci
         if "--noise-level" in recipe:
             assert not last["generator"]["noise_level.weight"].eq(0).all()
         spec = json.loads((run / "config.json").read_text())["model"]
-        assert spec["partials"] == ("bounded" if "bounded" in recipe else "free")
+        assert spec["partials"] == next((p for p in ("bounded", "softmax") if p in recipe), "free")
 
 
 def test_laptop_recipe_first_steps_are_deterministic(tiny_cache, tmp_path):
