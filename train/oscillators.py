@@ -19,7 +19,8 @@ the partials' peak never leaves the tanh's working range; and a frame's level co
 few partials carry it, so a bell's few partials are as easy to make as a comb. It starts quiet
 (loudness 0.12 spread over every oscillator) rather than silent: a softmax has no all-zero point.
 Measured on the Debian corpus (session 12, run S) the generator turned the loudness down to
-0.001-0.02 and made its sound with the upsampling layers: a level bounded below theirs is muted.
+0.001-0.02 (one partial could reach ten times the upsampling layers' level) and made its sound
+with them: the uniform comb it starts as is rejected at once, and a quiet bank's shares learn slowly.
 """
 
 from __future__ import annotations
