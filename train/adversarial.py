@@ -18,12 +18,13 @@ from torch import nn
 from .augment import augment_audio
 from .config import TrainConfig
 from .critics import log_spectrogram
-from .losses import (aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, mode_seeking, r1_penalty,
-                     twin_confusion)
+from .losses import (aux_class_loss, category_spread, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, mode_seeking,
+                     r1_penalty, spread_shortfall, spread_views, twin_confusion)
 from .models import sample_latents
 
 
 LINE_REFERENCE_RATE = 0.02  # the real clips' line contrast: a moving average over ~50 critic batches
+SPREAD_REFERENCE_RATE = 0.02  # the real clips' spread per category (--spread): the same horizon
 
 
 @dataclass
@@ -55,6 +56,7 @@ class AdversarialSteps:
         self.poison_next = False  # tests: make the next critic loss NaN
         self.aux = config.aux_class > 0
         self.line_reference: torch.Tensor | None = None  # the real clips' line contrast, a moving average (--line-penalty)
+        self.spread_reference: torch.Tensor | None = None  # the real clips' [views, categories] spread, likewise (--spread)
 
     def _score(self, critic: nn.Module, x: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``[n_critics, B']`` scores and, with ``--aux-class``, ``[n_critics, B', n]`` category logits, in one
@@ -78,6 +80,8 @@ class AdversarialSteps:
                 ref = self.line_reference
                 self.line_reference = contrast if ref is None else ref.lerp_(contrast, LINE_REFERENCE_RATE)
             real = n.real_transform(clips)
+            if c.spread > 0:
+                self._update_spread_reference(category_spread(spread_views(real), cat))
             with self.autocast():
                 fake = n.G(self._latents(b), cat).float()
             real, fake = augment_audio(real, self.augment), augment_audio(fake, self.augment)
@@ -129,6 +133,17 @@ class AdversarialSteps:
         out["wasserstein"] = (s_real.mean(dim=1) - s_fake.mean(dim=1)).sum().detach()  # the critics' real-minus-fake gap
         return out
 
+    def _update_spread_reference(self, spread: torch.Tensor) -> None:
+        """Fold one real batch's ``[views, n]`` spread into the moving average; a category this batch lacks
+        (NaN) keeps its old value, one seen for the first time takes the batch's."""
+        ref = self.spread_reference
+        if ref is None:
+            self.spread_reference = spread
+            return
+        seen = torch.isfinite(spread)
+        self.spread_reference = torch.where(seen & torch.isfinite(ref), ref.lerp(spread, SPREAD_REFERENCE_RATE),
+                                            torch.where(seen, spread, ref))
+
     def generator_step(self, cat: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor] | None:
         """One generator update for one-hot ``cat : [B, n]`` at training step ``step``; None if the loss was
         NaN/Inf. With mode seeking (from step ``--mode-seeking-from``) the batch's second half repeats the
@@ -160,6 +175,10 @@ class AdversarialSteps:
                     lines = line_penalty(line_contrast(fake), self.line_reference)
                     loss = loss + c.line_penalty * lines
                     out["line_penalty"] = lines.detach()
+                if c.spread > 0 and step >= c.spread_from and self.spread_reference is not None:
+                    short = spread_shortfall(category_spread(spread_views(fake), cat), self.spread_reference)
+                    loss = loss + c.spread * short
+                    out["spread"] = short.detach()
                 if seeking:
                     feats = fake if fake.dim() == 3 else log_spectrogram(fake, 256)  # SpecGAN images, or WaveGAN's spectrogram
                     ms = mode_seeking(feats[: 2 * h], z[: 2 * h])

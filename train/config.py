@@ -32,7 +32,7 @@ MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps
                 "partials")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
-                 "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
+                 "spread", "spread_from", "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
 
 RECIPES: dict[str, dict] = {
     "paper": {},  # the dataclass defaults
@@ -78,6 +78,8 @@ class TrainConfig:
     augment: str = "none"  # WaveGAN: "shift,gain,polarity", any subset, or "none"
     mode_seeking: float = 0.0  # weight of the mode-seeking term against conditional collapse (0 = off)
     mode_seeking_from: int = 0  # the step it starts at (0: from the first), so the categories are learnt first
+    spread: float = 0.0  # weight of spread matching: each category's clips as varied as the data's, no more (0 = off)
+    spread_from: int = 0  # the step it starts at (0: from the first)
     aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     aux_confidence: float = 0.0  # the generator's classifier reward stops at this probability of the category (0 = never)
     aux_twin: float = 0.0  # with aux_class: weight of the twin classifiers (trained on generated clips) the generator must confuse (TAC-GAN)
@@ -125,6 +127,8 @@ class TrainConfig:
             (self.r1_every >= 1, "r1_every", ">= 1"),
             (self.mode_seeking >= 0, "mode_seeking", ">= 0 (0 turns it off)"),
             (self.mode_seeking_from >= 0, "mode_seeking_from", ">= 0 (a step)"),
+            (self.spread >= 0, "spread", ">= 0 (0 turns it off)"),
+            (self.spread_from >= 0, "spread_from", ">= 0 (a step)"),
             (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (0 <= self.aux_confidence < 1, "aux_confidence", "in [0, 1) (0: the reward never stops), e.g. 0.9"),
             (self.aux_twin >= 0, "aux_twin", ">= 0 (0 turns it off)"),
@@ -152,6 +156,9 @@ class TrainConfig:
         if self.mode_seeking_from > 0 and self.mode_seeking == 0:
             raise ValueError(f"--mode-seeking-from {self.mode_seeking_from} with --mode-seeking 0: there is no term to start; "
                              "add --mode-seeking W, or leave --mode-seeking-from out")
+        if self.spread_from > 0 and self.spread == 0:
+            raise ValueError(f"--spread-from {self.spread_from} with --spread 0: there is no term to start; "
+                             "add --spread W, or leave --spread-from out")
         if self.aux_confidence > 0 and self.aux_class == 0:
             raise ValueError(f"--aux-confidence {self.aux_confidence:g} with --aux-class 0: there is no classifier to be "
                              "confident; add --aux-class W, or use --aux-confidence 0")
@@ -282,6 +289,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the mode-seeking term: latents that differ make clips that differ (default 0: off)")
     o.add_argument("--mode-seeking-from", type=int, default=b, metavar="STEP",
                    help="start the mode-seeking term at this step, once the categories are learnt (default 0: from the first)")
+    o.add_argument("--spread", type=float, default=b, metavar="W",
+                   help="weight of spread matching: each category's generated clips pushed apart (envelope and "
+                        "spectrogram) until they are as varied as the data's, and no further (default 0: off)")
+    o.add_argument("--spread-from", type=int, default=b, metavar="STEP",
+                   help="start spread matching at this step, once the categories are learnt (default 0: from the first)")
     o.add_argument("--aux-class", type=float, default=b,
                    help="weight of a category classifier in each critic, trained on real clips, that the generator "
                         "must convince (AC-GAN; default 0: off)")

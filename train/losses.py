@@ -29,6 +29,16 @@ same place survives the average, a partial that moves from clip to clip averages
 what the generated batch's contrast exceeds the real clips' (a moving average over the critic's real
 batches) by more than a margin, summed over bins: any narrow line the data lacks, at any frequency,
 not only where a metric looks.
+
+Spread matching is a generator-only term against the narrowing that the critics' classifiers bring (each
+category settling on its surest sound): per category, the generated batch's spread -- the mean pairwise
+distance between clips of one category -- is compared with the real clips' (a moving average over the
+critic's real batches), in two views that a listener and any outside classifier hear, the amplitude
+envelope (log energy in 64 frames) and the spectrogram (log magnitude, n_fft 256, pooled to 32 bands x
+64 frames). The term is how far the generated spread falls short of the data's, as a share, summed over
+the two views and averaged over the categories: 0 once a category is as varied as the data, so unlike
+mode seeking it never pays for spreading further (mode seeking turned triggers into runs of hits at
+150-170% of the data's spread; see tests/bench/README.md).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import torch
 from torch.nn import functional as F
 
 from .config import LOSSES  # the names --loss takes, defined once (the command line needs no torch)
+from .critics import log_spectrogram
 
 
 def critic_loss(kind: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
@@ -144,3 +155,49 @@ def r1_penalty(s_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """R1: ``mean(||d sum_critics D(real) / d real||^2) / 2`` (``real`` requires grad)."""
     grad = torch.autograd.grad(s_real.sum(), real, create_graph=True)[0]
     return 0.5 * grad.float().flatten(1).pow(2).sum(dim=1).mean()
+
+
+SPREAD_FRAMES = 64  # the envelope view: log energy in 64 frames (16 ms at 16 kHz, 16384 samples)
+SPREAD_IMAGE = (32, 64)  # the spectrogram view: n_fft 256 log magnitude pooled to 32 bands x 64 frames
+SPREAD_FLOOR = 1e-6  # energy floor of the envelope view: -60 dB below full scale, where a tail stops being heard
+
+
+def spread_views(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waveforms ``[B, T]`` (or SpecGAN images ``[B, F, frames]``) -> the envelope ``[B, 64]`` and the pooled
+    spectrogram ``[B, 32 * 64]`` that spread matching compares."""
+    x = x.float()
+    if x.dim() == 2:
+        energy = F.adaptive_avg_pool1d(x.square()[:, None], SPREAD_FRAMES)[:, 0]
+        envelope = torch.log(energy + SPREAD_FLOOR) / 4.0  # on log_spectrogram's scale: nats of magnitude / 4
+        image = log_spectrogram(x, 256)
+    else:  # a SpecGAN image is a log-magnitude spectrogram already: its envelope is its mean over frequency
+        envelope = F.adaptive_avg_pool1d(x.mean(dim=1, keepdim=True), SPREAD_FRAMES)[:, 0]
+        image = x
+    return envelope, F.adaptive_avg_pool2d(image[:, None], SPREAD_IMAGE).flatten(1)
+
+
+def category_spread(views: tuple[torch.Tensor, ...], cat: torch.Tensor) -> torch.Tensor:
+    """``[n_views, n]``: for each view ``[B, F]`` and category of one-hot ``cat : [B, n]``, the mean L1 distance
+    per feature between two clips of that category; NaN where the batch holds fewer than 2 of them."""
+    labels = cat.argmax(dim=1)
+    rows = []
+    for v in views:
+        dist = torch.cdist(v, v, p=1) / v.shape[1]
+        row = []
+        for k in range(cat.shape[1]):
+            idx = (labels == k).nonzero()[:, 0]
+            m = idx.numel()
+            row.append(dist[idx][:, idx].sum() / (m * (m - 1)) if m >= 2 else dist.new_tensor(float("nan")))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+def spread_shortfall(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Scalar: ``sum over views, mean over categories of relu(1 - fake / real)`` for ``[n_views, n]`` spreads,
+    over the categories both measure (0 when none does, or when every category is as varied as the data)."""
+    ok = torch.isfinite(fake) & torch.isfinite(real) & (real > 0)
+    if not bool(ok.any()):
+        return fake.new_zeros(())
+    short = F.relu(1 - torch.where(ok, fake, real) / torch.where(ok, real, torch.ones_like(real)))
+    counted = ok.any(dim=0)  # the categories measured in some view
+    return short.masked_fill(~ok, 0).sum() / counted.sum()

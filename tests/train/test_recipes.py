@@ -16,7 +16,8 @@ from train import checkpoint as ckpt
 from train.augment import SHIFT_FRACTION, augment_audio
 from train.config import RECIPES, TrainConfig, resolve_config
 from train.critics import CriticSet, SpectralCritic, aux_heads, group_size, minibatch_stddev
-from train.losses import aux_class_loss, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, r1_penalty, twin_confusion
+from train.losses import (aux_class_loss, category_spread, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, r1_penalty,
+                          spread_shortfall, spread_views, twin_confusion)
 from train.models import ModelSpec, build_critics, build_generator
 from train.previews import LossLog
 from train.runtime import BatchSampler
@@ -281,8 +282,10 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--noise-level", "on"],
     ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--partials", "bounded"],
     ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--partials", "softmax"],
+    ["--recipe", "laptop", "--spread", "1"],
+    ["--loss", "wgan-gp", "--arch", "specgan", "--spread", "1"],
 ], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines", "laptop-twin", "specgan-twin",
-        "laptop-oscillators", "laptop-bounded-partials", "laptop-softmax-partials"])
+        "laptop-oscillators", "laptop-bounded-partials", "laptop-softmax-partials", "laptop-spread", "specgan-spread"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
@@ -311,6 +314,11 @@ def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, reci
         assert lines and all(math.isfinite(v) and v >= 0 for v in lines)
     else:
         assert all(math.isnan(v) for v in lines)
+    spread = [r["spread"] for r in LossLog.read(run / "losses.csv") if not math.isnan(r["loss_d"])]
+    if "--spread" in recipe:  # logged from the first generator step (the reference is the critic's real batch)
+        assert spread and all(math.isfinite(v) and v >= 0 for v in spread)
+    else:
+        assert all(math.isnan(v) for v in spread)
     if "--oscillators" in recipe:  # the bank's head starts silent and learns from the first step
         assert not last["generator"]["oscillators.head.weight"].eq(0).all()
         if "--noise-level" in recipe:
@@ -373,6 +381,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--partials", "bounded"], "--partials bounded without --oscillators"),
     (["--mode-seeking-from", "800"], "--mode-seeking-from 800 with --mode-seeking 0"),
     (["--mode-seeking", "0.05", "--mode-seeking-from", "-1"], "mode_seeking_from must be >= 0"),
+    (["--spread-from", "800"], "--spread-from 800 with --spread 0"),
+    (["--spread", "-1"], "spread must be >= 0"),
 ])
 def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
     tiny = [a for a in TINY if a != "--quiet"]
@@ -487,6 +497,48 @@ def test_mode_seeking_falls_as_pairs_of_clips_differ_more():
     same = torch.zeros(8, 10)
     apart = torch.cat([torch.zeros(4, 10), torch.ones(4, 10)])
     assert float(mode_seeking(apart, z)) < float(mode_seeking(same + 0.01 * torch.randn(8, 10), z))
+
+
+def test_spread_matching_pays_only_for_what_a_category_lacks_against_the_data():
+    """The term is each category's shortfall of spread against the data's, as a share: a collapsed category
+    (every clip the same) costs 1 a view, one as varied as the data or more costs nothing, a category the
+    batch lacks is skipped, and its gradient pushes a collapsed category's clips apart."""
+    torch.manual_seed(0)
+    t = torch.arange(16384) / 16000
+    decays = torch.tensor([3.0, 6.0, 12.0, 24.0, 48.0, 96.0])[:, None]
+    varied = torch.sin(2 * math.pi * 440 * t) * torch.exp(-decays * t)  # six decays: a varied category
+    cat = torch.nn.functional.one_hot(torch.tensor([0, 0, 0, 1, 1, 1]), 3).float()
+    real = category_spread(spread_views(varied), cat)
+    assert real.shape == (2, 3) and torch.isnan(real[:, 2]).all() and (real[:, :2] > 0).all()
+    assert float(spread_shortfall(real, real)) == 0.0
+    assert float(spread_shortfall(2 * real, real)) == 0.0  # more varied than the data: no reward, no cost
+    same = (varied[:1].repeat(6, 1) + 1e-7 * torch.randn(6, 16384)).requires_grad_(True)  # far below the views' floors
+    short = spread_shortfall(category_spread(spread_views(same), cat), real)
+    assert 1.9 < short.item() <= 2.0  # both views, both measured categories collapsed
+    short.backward()
+    stepped = (same - 1e-2 * same.grad / same.grad.abs().max()).detach()
+    assert float(spread_shortfall(category_spread(spread_views(stepped), cat), real)) < float(short)
+    assert float(spread_shortfall(torch.full((2, 3), float("nan")), real)) == 0.0  # nothing measured: nothing owed
+
+
+def test_spread_reference_follows_the_real_batches_and_keeps_categories_a_batch_lacks(tiny_cache, tmp_path):
+    cfg = resolve_config(str(tiny_cache), str(tmp_path / "run"), "laptop", model_dim=4, batch_size=8, steps=3, preview_every=0,
+                         checkpoint_every=100, progress=False, spread=1.0, spread_from=2)
+    t = Trainer(cfg, log=lambda *a: None)
+    try:
+        steps = t.steps
+        nan = float("nan")
+        steps._update_spread_reference(torch.tensor([[1.0, nan], [2.0, nan]]))
+        steps._update_spread_reference(torch.tensor([[2.0, 5.0], [nan, 6.0]]))
+        assert torch.allclose(steps.spread_reference, torch.tensor([[1.02, 5.0], [2.0, 6.0]]))
+        labels = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), 4).float()
+        steps.spread_reference = None
+        clips = torch.from_numpy(np.array(t.cache.clips[:8]))
+        assert steps.critic_step(clips, labels) is not None and steps.spread_reference.shape == (2, 4)
+        assert "spread" not in steps.generator_step(labels, step=1)
+        assert math.isfinite(float(steps.generator_step(labels, step=2)["spread"]))
+    finally:
+        t.close()
 
 
 def test_ema_keeps_a_moving_average_that_previews_evaluate_and_export_use(tiny_cache, tmp_path):
