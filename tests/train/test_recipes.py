@@ -517,7 +517,7 @@ def test_spread_matching_pays_only_for_what_a_category_lacks_against_the_data():
     assert 1.9 < short.item() <= 2.0  # both views, both measured categories collapsed
     short.backward()
     stepped = (same - 1e-2 * same.grad / same.grad.abs().max()).detach()
-    assert float(spread_shortfall(category_spread(spread_views(stepped), cat), real)) < float(short)
+    assert float(spread_shortfall(category_spread(spread_views(stepped), cat), real)) < short.item()
     assert float(spread_shortfall(torch.full((2, 3), float("nan")), real)) == 0.0  # nothing measured: nothing owed
 
 
