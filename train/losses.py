@@ -168,7 +168,7 @@ def spread_views(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x = x.float()
     if x.dim() == 2:
         energy = F.adaptive_avg_pool1d(x.square()[:, None], SPREAD_FRAMES)[:, 0]
-        envelope = torch.log(energy + SPREAD_FLOOR) / 4.0  # on log_spectrogram's scale: nats of magnitude / 4
+        envelope = torch.log(energy + SPREAD_FLOOR) / 4.0  # log rms / 2: from -3.5 (floor) to 0, near the image view's range
         image = log_spectrogram(x, 256)
     else:  # a SpecGAN image is a log-magnitude spectrogram already: its envelope is its mean over frequency
         envelope = F.adaptive_avg_pool1d(x.mean(dim=1, keepdim=True), SPREAD_FRAMES)[:, 0]
