@@ -180,14 +180,12 @@ def category_spread(views: tuple[torch.Tensor, ...], cat: torch.Tensor) -> torch
     """``[n_views, n]``: for each view ``[B, F]`` and category of one-hot ``cat : [B, n]``, the mean L1 distance
     per feature between two clips of that category; NaN where the batch holds fewer than 2 of them."""
     labels = cat.argmax(dim=1)
+    groups = [(labels == k).nonzero()[:, 0] for k in range(cat.shape[1])]  # once for every view
     rows = []
     for v in views:
         dist = torch.cdist(v, v, p=1) / v.shape[1]
-        row = []
-        for k in range(cat.shape[1]):
-            idx = (labels == k).nonzero()[:, 0]
-            m = idx.numel()
-            row.append(dist[idx][:, idx].sum() / (m * (m - 1)) if m >= 2 else dist.new_tensor(float("nan")))
+        row = [dist[i][:, i].sum() / (i.numel() * (i.numel() - 1)) if i.numel() >= 2 else dist.new_tensor(float("nan"))
+               for i in groups]
         rows.append(torch.stack(row))
     return torch.stack(rows)
 
@@ -198,6 +196,7 @@ def spread_shortfall(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     ok = torch.isfinite(fake) & torch.isfinite(real) & (real > 0)
     if not bool(ok.any()):
         return fake.new_zeros(())
-    short = F.relu(1 - torch.where(ok, fake, real) / torch.where(ok, real, torch.ones_like(real)))
+    # a ratio of 1 (no shortfall) where unmeasured, chosen before dividing so no NaN or 0 reaches the gradient
+    short = F.relu(1 - torch.where(ok, fake, 1.0) / torch.where(ok, real, 1.0))
     counted = ok.any(dim=0)  # the categories measured in some view
-    return short.masked_fill(~ok, 0).sum() / counted.sum()
+    return short.sum() / counted.sum()
