@@ -383,6 +383,7 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--mode-seeking", "0.05", "--mode-seeking-from", "-1"], "mode_seeking_from must be >= 0"),
     (["--spread-from", "800"], "--spread-from 800 with --spread 0"),
     (["--spread", "-1"], "spread must be >= 0"),
+    (["--spread", "0.2", "--spread-from", "-1"], "spread_from must be >= 0"),
 ])
 def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
     tiny = [a for a in TINY if a != "--quiet"]
