@@ -18,8 +18,8 @@ from torch import nn
 from .augment import augment_audio
 from .config import TrainConfig
 from .critics import log_spectrogram
-from .losses import (aux_class_loss, category_spread, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, mode_seeking,
-                     r1_penalty, spread_shortfall, spread_views, twin_confusion)
+from .losses import (SPREAD_MEL_FFT, aux_class_loss, category_spread, critic_loss, generator_loss, gradient_penalty, line_contrast,
+                     line_penalty, mel_bands, mode_seeking, r1_penalty, spread_shortfall, spread_views, twin_confusion)
 from .models import sample_latents
 
 
@@ -45,8 +45,10 @@ class Networks:
 
 class AdversarialSteps:
     def __init__(self, config: TrainConfig, nets: Networks, device: torch.device,
-                 autocast: Callable[[], AbstractContextManager], finite: Callable[[torch.Tensor], bool]) -> None:
+                 autocast: Callable[[], AbstractContextManager], finite: Callable[[torch.Tensor], bool],
+                 sample_rate: int) -> None:
         self.c = config
+        self.sample_rate = sample_rate
         self.nets = nets
         self.device = device
         self.autocast = autocast
@@ -57,6 +59,7 @@ class AdversarialSteps:
         self.aux = config.aux_class > 0
         self.line_reference: torch.Tensor | None = None  # the real clips' line contrast, a moving average (--line-penalty)
         self.spread_reference: torch.Tensor | None = None  # the real clips' [views, categories] spread, likewise (--spread)
+        self.spread_bands: torch.Tensor | None = None  # --spread-bands mel: the spectrogram view's mel bands, made once
 
     def _score(self, critic: nn.Module, x: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``[n_critics, B']`` scores and, with ``--aux-class``, ``[n_critics, B', n]`` category logits, in one
@@ -81,7 +84,7 @@ class AdversarialSteps:
                 self.line_reference = contrast if ref is None else ref.lerp_(contrast, LINE_REFERENCE_RATE)
             real = n.real_transform(clips)
             if c.spread > 0:
-                self._update_spread_reference(category_spread(spread_views(real), cat))
+                self._update_spread_reference(category_spread(self._spread_views(real), cat))
             with self.autocast():
                 fake = n.G(self._latents(b), cat).float()
             real, fake = augment_audio(real, self.augment), augment_audio(fake, self.augment)
@@ -133,6 +136,13 @@ class AdversarialSteps:
         out["wasserstein"] = (s_real.mean(dim=1) - s_fake.mean(dim=1)).sum().detach()  # the critics' real-minus-fake gap
         return out
 
+    def _spread_views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.c.spread_bands == "linear":
+            return spread_views(x)
+        if self.spread_bands is None:  # a SpecGAN image's rows are its bins; a waveform's spectrogram is made at SPREAD_MEL_FFT
+            self.spread_bands = mel_bands(self.sample_rate, x.shape[1] if x.dim() == 3 else SPREAD_MEL_FFT // 2).to(x.device)
+        return spread_views(x, self.spread_bands)
+
     def _update_spread_reference(self, spread: torch.Tensor) -> None:
         """Fold one real batch's ``[views, n]`` spread into the moving average; a category this batch lacks
         (NaN) keeps its old value, one seen for the first time takes the batch's."""
@@ -176,7 +186,7 @@ class AdversarialSteps:
                     loss = loss + c.line_penalty * lines
                     out["line_penalty"] = lines.detach()
                 if c.spread > 0 and step >= c.spread_from and self.spread_reference is not None:
-                    short = spread_shortfall(category_spread(spread_views(fake), cat), self.spread_reference)
+                    short = spread_shortfall(category_spread(self._spread_views(fake), cat), self.spread_reference)
                     loss = loss + c.spread * short
                     out["spread"] = short.detach()
                 if seeking:

@@ -22,6 +22,7 @@ VIEW_SIZES = {"128": 128, "64": 64}
 
 LOSSES = ("wgan-gp", "hinge", "ns")  # implemented by train.losses; named here so the command line needs no torch
 AUGMENTS = ("shift", "gain", "polarity")
+SPREAD_BANDS = ("linear", "mel")  # --spread-bands: the rows of spread matching's spectrogram view
 # which generator weights evaluate/export take (train.checkpoint.generator_weights); named here so the command line needs no torch
 WEIGHTS = ("auto", "ema", "raw")
 WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its raw weights (auto: the average where there is one)"
@@ -32,7 +33,7 @@ MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps
                 "partials")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
-                 "spread", "spread_from", "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
+                 "spread", "spread_from", "spread_bands", "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
 
 RECIPES: dict[str, dict] = {
     "paper": {},  # the dataclass defaults
@@ -80,6 +81,7 @@ class TrainConfig:
     mode_seeking_from: int = 0  # the step it starts at (0: from the first), so the categories are learnt first
     spread: float = 0.0  # weight of spread matching: each category's clips as varied as the data's, no more (0 = off)
     spread_from: int = 0  # the step it starts at (0: from the first)
+    spread_bands: str = "linear"  # its spectrogram view's rows: 32 equal slices of the bins, or 32 mel bands
     aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     aux_confidence: float = 0.0  # the generator's classifier reward stops at this probability of the category (0 = never)
     aux_twin: float = 0.0  # with aux_class: weight of the twin classifiers (trained on generated clips) the generator must confuse (TAC-GAN)
@@ -129,6 +131,7 @@ class TrainConfig:
             (self.mode_seeking_from >= 0, "mode_seeking_from", ">= 0 (a step)"),
             (self.spread >= 0, "spread", ">= 0 (0 turns it off)"),
             (self.spread_from >= 0, "spread_from", ">= 0 (a step)"),
+            (self.spread_bands in SPREAD_BANDS, "spread_bands", f"one of {', '.join(SPREAD_BANDS)}"),
             (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (0 <= self.aux_confidence < 1, "aux_confidence", "in [0, 1) (0: the reward never stops), e.g. 0.9"),
             (self.aux_twin >= 0, "aux_twin", ">= 0 (0 turns it off)"),
@@ -159,6 +162,9 @@ class TrainConfig:
         if self.spread_from > 0 and self.spread == 0:
             raise ValueError(f"--spread-from {self.spread_from} with --spread 0: there is no term to start; "
                              "add --spread W, or leave --spread-from out")
+        if self.spread_bands != "linear" and self.spread == 0:
+            raise ValueError(f"--spread-bands {self.spread_bands} with --spread 0: there is no spread matching to measure; "
+                             "add --spread W, or leave --spread-bands out")
         if self.aux_confidence > 0 and self.aux_class == 0:
             raise ValueError(f"--aux-confidence {self.aux_confidence:g} with --aux-class 0: there is no classifier to be "
                              "confident; add --aux-class W, or use --aux-confidence 0")
@@ -294,6 +300,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "spectrogram) until they are as varied as the data's, and no further (default 0: off)")
     o.add_argument("--spread-from", type=int, default=b, metavar="STEP",
                    help="start spread matching at this step, once the categories are learnt (default 0: from the first)")
+    o.add_argument("--spread-bands", choices=SPREAD_BANDS, default=b,
+                   help="spread matching's spectrogram view: 32 equal slices of n_fft 256's bins (linear, the default) or "
+                        "32 mel bands of n_fft 512's, fine enough below 250 Hz to tell pitches apart (mel)")
     o.add_argument("--aux-class", type=float, default=b,
                    help="weight of a category classifier in each critic, trained on real clips, that the generator "
                         "must convince (AC-GAN; default 0: off)")

@@ -45,10 +45,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
 from .config import LOSSES  # the names --loss takes, defined once (the command line needs no torch)
+from .classifier import mel_filterbank
 from .critics import log_spectrogram
 
 
@@ -162,17 +164,31 @@ SPREAD_IMAGE = (32, 64)  # the spectrogram view: n_fft 256 log magnitude pooled 
 SPREAD_FLOOR = 1e-6  # energy floor of the envelope view: -60 dB below full scale, where a tail stops being heard
 
 
-def spread_views(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+SPREAD_MEL_FFT = 512  # --spread-bands mel: a waveform's spectrogram at n_fft 512 (31 Hz bins at 16 kHz) before the mel bands
+
+
+def mel_bands(sample_rate: int, n_bins: int) -> torch.Tensor:
+    """``[32, n_bins]``: the spectrogram view's rows as 32 mel bands (each a weighted mean of the bins under
+    its triangle) over ``n_bins`` linear bins from 0 to just below Nyquist (``--spread-bands mel``)."""
+    fb = mel_filterbank(sample_rate, 2 * n_bins, SPREAD_IMAGE[0])[:, :n_bins]
+    return torch.from_numpy(fb / np.maximum(fb.sum(axis=1, keepdims=True), 1e-9))
+
+
+def spread_views(x: torch.Tensor, bands: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Waveforms ``[B, T]`` (or SpecGAN images ``[B, F, frames]``) -> the envelope ``[B, 64]`` and the pooled
-    spectrogram ``[B, 32 * 64]`` that spread matching compares."""
+    spectrogram ``[B, 32 * 64]`` that spread matching compares. ``bands`` (:func:`mel_bands`): the
+    spectrogram's rows are those mel bands (a waveform's at n_fft 512) instead of 32 equal slices of
+    n_fft 256's bins, 250 Hz wide, in which pitches an octave apart below 250 Hz look alike."""
     x = x.float()
     if x.dim() == 2:
         energy = F.adaptive_avg_pool1d(x.square()[:, None], SPREAD_FRAMES)[:, 0]
         envelope = torch.log(energy + SPREAD_FLOOR) / 4.0  # log rms / 2: from -3.5 (floor) to 0, near the image view's range
-        image = log_spectrogram(x, 256)
+        image = log_spectrogram(x, 256 if bands is None else 2 * bands.shape[1])
     else:  # a SpecGAN image is a log-magnitude spectrogram already: its envelope is its mean over frequency
         envelope = F.adaptive_avg_pool1d(x.mean(dim=1, keepdim=True), SPREAD_FRAMES)[:, 0]
         image = x
+    if bands is not None:
+        image = torch.einsum("mk,bkn->bmn", bands.to(image.device), image)
     return envelope, F.adaptive_avg_pool2d(image[:, None], SPREAD_IMAGE).flatten(1)
 
 

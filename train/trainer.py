@@ -159,7 +159,7 @@ class Trainer:
             self.g_train = torch.compile(self.g_train)
             self.d_for_g = torch.compile(self.D)
         nets = Networks(self.G, self.D, self.g_train, self.d_train, self.d_for_g, self.real_transform, self.opt_g, self.opt_d)
-        self.steps = AdversarialSteps(self.config, nets, self.device, self._autocast, self._finite_everywhere)
+        self.steps = AdversarialSteps(self.config, nets, self.device, self._autocast, self._finite_everywhere, self.spec.sample_rate)
         self._reseed()
 
     def _reseed(self) -> None:
