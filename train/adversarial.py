@@ -179,7 +179,7 @@ class AdversarialSteps:
                 if logits is not None:  # make clips the critics' classifiers hear as the category asked for
                     k = cat.shape[1]
                     loss = loss + c.aux_class * aux_class_loss(logits[..., :k], cat, c.aux_confidence)
-                    if c.aux_twin > 0:  # ... and no more obvious than the data's (TAC-GAN)
+                    if c.aux_twin > 0 and not 0 < c.aux_twin_until <= step:  # ... and no more obvious than the data's (TAC-GAN)
                         loss = loss - c.aux_class * c.aux_twin * twin_confusion(logits[..., k:], cat)
                 if c.line_penalty > 0 and self.line_reference is not None:
                     lines = line_penalty(line_contrast(fake), self.line_reference)

@@ -33,7 +33,8 @@ MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps
                 "partials")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
-                 "spread", "spread_from", "spread_bands", "aux_class", "aux_confidence", "aux_twin", "line_penalty", "fake_batches")
+                 "spread", "spread_from", "spread_bands", "aux_class", "aux_confidence", "aux_twin", "aux_twin_until", "line_penalty",
+                 "fake_batches")
 
 RECIPES: dict[str, dict] = {
     "paper": {},  # the dataclass defaults
@@ -85,6 +86,7 @@ class TrainConfig:
     aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     aux_confidence: float = 0.0  # the generator's classifier reward stops at this probability of the category (0 = never)
     aux_twin: float = 0.0  # with aux_class: weight of the twin classifiers (trained on generated clips) the generator must confuse (TAC-GAN)
+    aux_twin_until: int = 0  # the step the twins' reward to the generator stops at (0: never), once spread matching holds the spread
     fake_batches: str = "sorted"  # generator-step categories in category order like real batches ("drawn": the old order)
     line_penalty: float = 0.0  # WaveGAN: weight of the penalty on spectral lines the data lacks (the upsampling buzz; 0 = off)
     ema: float = 0.0  # decay of an exponential moving average of the generator's weights, kept beside them (0 = off)
@@ -135,6 +137,7 @@ class TrainConfig:
             (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (0 <= self.aux_confidence < 1, "aux_confidence", "in [0, 1) (0: the reward never stops), e.g. 0.9"),
             (self.aux_twin >= 0, "aux_twin", ">= 0 (0 turns it off)"),
+            (self.aux_twin_until >= 0, "aux_twin_until", ">= 0 (a step; 0: the reward never stops)"),
             (self.line_penalty >= 0, "line_penalty", ">= 0 (0 turns it off)"),
             (self.fake_batches in ("sorted", "drawn"), "fake_batches", "'sorted' or 'drawn'"),
             (self.init in ("default", "kaiming"), "init", "'default' or 'kaiming'"),
@@ -171,6 +174,9 @@ class TrainConfig:
         if self.aux_twin > 0 and self.aux_class == 0:
             raise ValueError(f"--aux-twin {self.aux_twin:g} with --aux-class 0: the twin classifiers balance the critics' "
                              "category classifiers; add --aux-class W, or use --aux-twin 0")
+        if self.aux_twin_until > 0 and self.aux_twin == 0:
+            raise ValueError(f"--aux-twin-until {self.aux_twin_until} with --aux-twin 0: there is no twins' reward to stop; "
+                             "add --aux-twin W (with --aux-class), or leave --aux-twin-until out")
         if self.arch == "specgan" and self.line_penalty > 0:
             raise ValueError(f"--line-penalty {self.line_penalty:g} with --arch specgan: the penalty is on the waveform "
                              "generator's upsampling buzz and SpecGAN makes spectrograms; use --line-penalty 0, or --arch wavegan")
@@ -313,6 +319,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --aux-class: a twin classifier in each critic learns the categories of generated clips, and "
                         "the generator is rewarded (weight W) for clips it cannot tell apart more than real ones are "
                         "(TAC-GAN: keeps each category as varied as the data; default 0: off)")
+    o.add_argument("--aux-twin-until", type=int, default=b, metavar="STEP",
+                   help="with --aux-twin: stop the twins' reward at this step, once the categories are learnt and spread "
+                        "matching holds the spread: the reward is paid in clips a classifier is unsure of, which is what "
+                        "the inception score counts (default 0: never stops); the twins themselves keep learning")
     o.add_argument("--line-penalty", type=float, default=b, metavar="W",
                    help="WaveGAN: weight of a penalty on spectral lines every generated clip has and the data lacks "
                         "(the upsampling layers' buzz at fixed frequencies; default 0: off)")

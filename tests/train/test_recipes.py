@@ -222,6 +222,28 @@ def test_twin_classifiers_learn_generated_clips_only_and_push_the_generator_the_
         t.close()
 
 
+def test_the_twins_reward_stops_at_aux_twin_until_and_the_twins_keep_learning(tiny_cache, tmp_path, monkeypatch):
+    """``--aux-twin-until STEP``: the generator is paid for confusing the twins before STEP and not from it on
+    (its loss then is the one without the term), while the critic step still trains the twin heads."""
+    cfg = resolve_config(str(tiny_cache), str(tmp_path / "r"), "laptop", model_dim=4, batch_size=4, steps=0, preview_every=0,
+                         aux_class=1.0, aux_twin=1.0, aux_twin_until=5, progress=False)
+    t = Trainer(cfg, log=lambda *a: None)
+    paid = []
+    real_confusion = twin_confusion
+    monkeypatch.setattr("train.adversarial.twin_confusion", lambda *a: (paid.append(1), real_confusion(*a))[1])
+    try:
+        cat = torch.eye(t.spec.n_categories)[torch.tensor([0, 0, 1, 1])]
+        for step in (0, 4, 5, 9):
+            assert t.steps.generator_step(cat, step=step) is not None
+        assert len(paid) == 2  # steps 0 and 4 only
+        with torch.no_grad():
+            fake = t.G(torch.rand(4, t.spec.latent_dim) * 2 - 1, cat)
+        d_out = t.steps.critic_step(fake * 0.5, cat)
+        assert d_out is not None and float(d_out["aux_twin"]) > 0  # the twins still learn generated clips
+    finally:
+        t.close()
+
+
 # -- generator conditioning -------------------------------------------------------------------------
 
 
@@ -374,6 +396,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--aux-class", "1", "--aux-confidence", "1"], "aux_confidence must be in [0, 1)"),
     (["--aux-twin", "1"], "--aux-twin 1 with --aux-class 0"),
     (["--aux-class", "1", "--aux-twin", "-0.5"], "aux_twin must be >= 0"),
+    (["--aux-class", "1", "--aux-twin-until", "1600"], "--aux-twin-until 1600 with --aux-twin 0"),
+    (["--aux-class", "1", "--aux-twin", "1", "--aux-twin-until", "-1"], "aux_twin_until must be >= 0"),
     (["--arch", "specgan", "--line-penalty", "0.01"], "--line-penalty 0.01 with --arch specgan"),
     (["--line-penalty", "-1"], "line_penalty must be >= 0"),
     (["--arch", "specgan", "--oscillators", "8"], "--oscillators 8 with --arch specgan"),
