@@ -18,8 +18,9 @@ from torch import nn
 from .augment import augment_audio
 from .config import TrainConfig
 from .critics import log_spectrogram
-from .losses import (SPREAD_MEL_FFT, aux_class_loss, category_spread, critic_loss, generator_loss, gradient_penalty, line_contrast,
-                     line_penalty, mel_bands, mode_seeking, r1_penalty, spread_shortfall, spread_views, twin_confusion)
+from .losses import (SPREAD_MEL_FFT, aux_class_loss, category_line_contrast, category_line_penalty, category_spread, critic_loss,
+                     generator_loss, gradient_penalty, line_contrast, line_penalty, mel_bands, mode_seeking, r1_penalty,
+                     spread_shortfall, spread_views, twin_confusion)
 from .models import sample_latents
 
 
@@ -78,7 +79,9 @@ class AdversarialSteps:
         c, n = self.c, self.nets
         b = clips.shape[0]
         with torch.no_grad():
-            if c.line_penalty > 0:
+            if c.line_penalty > 0 and c.line_scope == "category":
+                self._update_line_reference(torch.stack(category_line_contrast(clips, cat)[:2]))
+            elif c.line_penalty > 0:
                 contrast = line_contrast(clips)
                 ref = self.line_reference
                 self.line_reference = contrast if ref is None else ref.lerp_(contrast, LINE_REFERENCE_RATE)
@@ -143,6 +146,17 @@ class AdversarialSteps:
             self.spread_bands = mel_bands(self.sample_rate, x.shape[1] if x.dim() == 3 else SPREAD_MEL_FFT // 2).to(x.device)
         return spread_views(x, self.spread_bands)
 
+    def _update_line_reference(self, contrast: torch.Tensor) -> None:
+        """``--line-scope category``: fold one real batch's ``[2, n, F]`` per-category line contrast (mean and
+        mean square) into the moving average; a category this batch lacks (NaN rows) keeps its old rows."""
+        ref = self.line_reference
+        if ref is None:
+            self.line_reference = contrast
+            return
+        seen = torch.isfinite(contrast[..., :1])
+        self.line_reference = torch.where(seen & torch.isfinite(ref[..., :1]), ref.lerp(contrast, LINE_REFERENCE_RATE),
+                                          torch.where(seen, contrast, ref))
+
     def _update_spread_reference(self, spread: torch.Tensor) -> None:
         """Fold one real batch's ``[views, n]`` spread into the moving average; a category this batch lacks
         (NaN) keeps its old value, one seen for the first time takes the batch's."""
@@ -182,7 +196,11 @@ class AdversarialSteps:
                     if c.aux_twin > 0 and not 0 < c.aux_twin_until <= step:  # ... and no more obvious than the data's (TAC-GAN)
                         loss = loss - c.aux_class * c.aux_twin * twin_confusion(logits[..., k:], cat)
                 if c.line_penalty > 0 and self.line_reference is not None:
-                    lines = line_penalty(line_contrast(fake), self.line_reference)
+                    if c.line_scope == "category":
+                        mean, _, counts = category_line_contrast(fake, cat)
+                        lines = category_line_penalty(mean, counts, *self.line_reference)
+                    else:
+                        lines = line_penalty(line_contrast(fake), self.line_reference)
                     loss = loss + c.line_penalty * lines
                     out["line_penalty"] = lines.detach()
                 if c.spread > 0 and step >= c.spread_from and self.spread_reference is not None:

@@ -34,7 +34,7 @@ MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
                  "spread", "spread_from", "spread_bands", "aux_class", "aux_confidence", "aux_twin", "aux_twin_until", "line_penalty",
-                 "fake_batches")
+                 "line_scope", "fake_batches")
 
 RECIPES: dict[str, dict] = {
     "paper": {},  # the dataclass defaults
@@ -89,6 +89,7 @@ class TrainConfig:
     aux_twin_until: int = 0  # the step the twins' reward to the generator stops at (0: never), once spread matching holds the spread
     fake_batches: str = "sorted"  # generator-step categories in category order like real batches ("drawn": the old order)
     line_penalty: float = 0.0  # WaveGAN: weight of the penalty on spectral lines the data lacks (the upsampling buzz; 0 = off)
+    line_scope: str = "batch"  # the line penalty's clips: the whole batch against all real clips, or each "category" against its own
     ema: float = 0.0  # decay of an exponential moving average of the generator's weights, kept beside them (0 = off)
     init: str = "default"  # WaveGAN generator: PyTorch's "default" initialisation or "kaiming" (see wavegan.kaiming_init)
     steps: int = 100_000
@@ -140,6 +141,7 @@ class TrainConfig:
             (self.aux_twin_until >= 0, "aux_twin_until", ">= 0 (a step; 0: the reward never stops)"),
             (self.line_penalty >= 0, "line_penalty", ">= 0 (0 turns it off)"),
             (self.fake_batches in ("sorted", "drawn"), "fake_batches", "'sorted' or 'drawn'"),
+            (self.line_scope in ("batch", "category"), "line_scope", "'batch' or 'category'"),
             (self.init in ("default", "kaiming"), "init", "'default' or 'kaiming'"),
             (self.ema == 0 or 0.5 <= self.ema < 1, "ema", "0 (off) or a decay in [0.5, 1), e.g. 0.998"),
             (self.threads >= 0, "threads", ">= 0 (0: this process's share of the cores)"),
@@ -177,6 +179,12 @@ class TrainConfig:
         if self.aux_twin_until > 0 and self.aux_twin == 0:
             raise ValueError(f"--aux-twin-until {self.aux_twin_until} with --aux-twin 0: there is no twins' reward to stop; "
                              "add --aux-twin W (with --aux-class), or leave --aux-twin-until out")
+        if self.line_scope == "category" and self.line_penalty == 0:
+            raise ValueError("--line-scope category with --line-penalty 0: there is no line penalty to scope; "
+                             "add --line-penalty W, or leave --line-scope out")
+        if self.line_scope == "category" and self.unconditional:
+            raise ValueError("--line-scope category with --unconditional: the model has no categories to compare; "
+                             "use --line-scope batch")
         if self.arch == "specgan" and self.line_penalty > 0:
             raise ValueError(f"--line-penalty {self.line_penalty:g} with --arch specgan: the penalty is on the waveform "
                              "generator's upsampling buzz and SpecGAN makes spectrograms; use --line-penalty 0, or --arch wavegan")
@@ -326,6 +334,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--line-penalty", type=float, default=b, metavar="W",
                    help="WaveGAN: weight of a penalty on spectral lines every generated clip has and the data lacks "
                         "(the upsampling layers' buzz at fixed frequencies; default 0: off)")
+    o.add_argument("--line-scope", choices=("batch", "category"), default=b,
+                   help="with --line-penalty: compare the whole batch's lines with all real clips' (default), or each "
+                        "category's generated clips with that category's real clips, so a tone only one category makes "
+                        "is not thinned by the others")
     o.add_argument("--fake-batches", choices=("sorted", "drawn"), default=b,
                    help="the generator step's categories: sorted, so the critics' minibatch-stddev groups hold one "
                         "category as in the critic step (default), or drawn in any order (before 2026-12-02: how the "

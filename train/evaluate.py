@@ -20,7 +20,9 @@
   periodogram bin against the bins 5-40 away, averaged over clips (:func:`train.losses.line_contrast`):
   a line that every generated clip has at the same frequency and the real clips do not (the upsampling
   grid's buzz: multiples of fs/4, fs/16, fs/256) counts, with its excess in dB; partials that move
-  from clip to clip average away. 0 bins means no such line.
+  from clip to clip average away. 0 bins means no such line. Both are also reported per category, each
+  category's generated clips against its own real clips: a tone that only one category makes is thinned
+  to its share in the averages over all clips.
 """
 
 from __future__ import annotations
@@ -119,6 +121,18 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
                                       "real": periodic_artefact_db(real_test, spec.sample_rate)}
     report["periodic_artefact_db"]["excess"] = report["periodic_artefact_db"]["generated"] - report["periodic_artefact_db"]["real"]
     report["spectral_lines"] = _spectral_lines(audio, real_test, spec.sample_rate)
+    if conditional:  # a tone only one category makes is thinned in the averages above: each category against its own clips
+        req = np.asarray(requested)
+        art_k, lines_k = {}, {}
+        for k, name in enumerate(spec.categories):
+            real_k = real_test[real_labels == name]
+            if len(real_k) < 2:
+                continue
+            gen_db, real_db = periodic_artefact_db(audio[req == k], spec.sample_rate), periodic_artefact_db(real_k, spec.sample_rate)
+            art_k[name] = {"generated": gen_db, "real": real_db, "excess": gen_db - real_db}
+            lines_k[name] = _spectral_lines(audio[req == k], real_k, spec.sample_rate)
+        report["periodic_artefact_db"]["per_category"] = art_k
+        report["spectral_lines"]["per_category"] = lines_k
     d_gen = nearest_neighbour_distances(emb_gen, bank)
     d_real = nearest_neighbour_distances(emb_real, bank)
     threshold = float(np.percentile(d_real, 5))
@@ -207,11 +221,17 @@ def format_report(r: dict) -> str:
     if art:
         lines.append(f"periodic artefact at multiples of fs/16: generated {art['generated']:+.1f} dB, real {art['real']:+.1f} dB "
                      f"(excess {art['excess']:+.1f} dB; above 0 means a buzz the data does not have)")
+        if art.get("per_category"):
+            lines.append("  per category (excess over that category's real clips): "
+                         + ", ".join(f"{c} {v['excess']:+.1f} dB" for c, v in art["per_category"].items()))
     lines_ = r.get("spectral_lines")
     if lines_:
         worst = ", ".join(f"{w['hz']:g} Hz {w['excess_db']:+.1f} dB" for w in lines_["worst"][:5])
         lines.append(f"spectral lines the data lacks (> 3 dB over the real clips' contrast): {lines_['bins_over_3db']} of "
                      f"{lines_['bins']} bins" + (f"; worst {worst}" if worst else ""))
+        for c, v in lines_.get("per_category", {}).items():
+            worst = ", ".join(f"{w['hz']:g} Hz {w['excess_db']:+.1f} dB" for w in v["worst"][:3])
+            lines.append(f"  {c} against its own real clips: {v['bins_over_3db']} bins" + (f"; worst {worst}" if worst else ""))
     for m in r.get("mixtures", []):
         shares = "  ".join(f"{w:.2f}->{s:.2f}" for w, s in zip(m["weights"], m["share_of_to"]))
         lines.append(f"mixture {m['from']} -> {m['to']}: weight->share {shares} ({'monotonic' if m['monotonic'] else 'NOT monotonic'})")

@@ -132,6 +132,11 @@ def test_evaluate_reports_accuracy_is_mixtures_and_copying(tiny_cache, clf_cache
     assert r["nearest_neighbour"]["training_clips_searched"] > 0
     assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
     assert r["spectral_lines"]["bins"] == 8192 + 1 and "spectral lines the data lacks" in out
+    # each category against its own real clips too: a tone one category makes is not thinned by the others
+    per = r["periodic_artefact_db"]["per_category"]
+    assert per and set(per) <= set(r["category_accuracy"]) and set(per) == set(r["spectral_lines"]["per_category"])
+    assert all(v["excess"] == pytest.approx(v["generated"] - v["real"]) for v in per.values())
+    assert "per category (excess over that category's real clips)" in out and "against its own real clips:" in out
 
 
 def test_spectral_lines_name_a_buzz_every_clip_has():

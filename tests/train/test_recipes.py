@@ -16,8 +16,8 @@ from train import checkpoint as ckpt
 from train.augment import SHIFT_FRACTION, augment_audio
 from train.config import RECIPES, TrainConfig, resolve_config
 from train.critics import CriticSet, SpectralCritic, aux_heads, group_size, minibatch_stddev
-from train.losses import (aux_class_loss, category_spread, critic_loss, generator_loss, gradient_penalty, line_contrast, line_penalty, mel_bands,
-                          r1_penalty, spread_shortfall, spread_views, twin_confusion)
+from train.losses import (aux_class_loss, category_line_contrast, category_line_penalty, category_spread, critic_loss, generator_loss,
+                          gradient_penalty, line_contrast, line_penalty, mel_bands, r1_penalty, spread_shortfall, spread_views, twin_confusion)
 from train.models import ModelSpec, build_critics, build_generator
 from train.previews import LossLog
 from train.runtime import BatchSampler
@@ -156,6 +156,39 @@ def test_line_contrast_finds_a_tone_every_clip_has_and_not_one_that_moves():
     fake = buzz.clone().requires_grad_(True)
     line_penalty(line_contrast(fake), c_noise).backward()
     assert fake.grad is not None and float(fake.grad.abs().sum()) > 0  # the generator can be pushed off the line
+
+
+def test_the_category_line_penalty_hears_a_tone_that_only_one_category_makes():
+    """A 1 kHz line in every clip of one category out of four: the batch-wide average thins it to a quarter,
+    under its margin; ``--line-scope category`` compares that category with its own real clips."""
+    g = torch.Generator().manual_seed(0)
+    n, sr, per = 16384, 16000, 8
+    t = torch.arange(n) / sr
+    cat = torch.nn.functional.one_hot(torch.arange(4).repeat_interleave(per), 4).float()
+    real = torch.randn(256, n, generator=g) * 0.1
+    real_cat = torch.nn.functional.one_hot(torch.arange(4).repeat_interleave(64), 4).float()
+    noise = torch.randn(4 * per, n, generator=g) * 0.1
+    tone = noise.clone()
+    tone[per : 2 * per] += 0.006 * torch.sin(2 * math.pi * 1000 * t)  # category 1 only, ~10 dB over its bin's noise
+    r_mean, r_square, r_counts = category_line_contrast(real, real_cat)
+    assert r_mean.shape == (4, n // 2 + 1) and r_counts.tolist() == [64.0] * 4
+    f_mean, _, f_counts = category_line_contrast(tone, cat)
+    assert f_counts.tolist() == [float(per)] * 4
+    k = round(1000 * n / sr)
+    assert float(f_mean[1, k] - r_mean[1, k]) > 2 and abs(float(f_mean[0, k] - r_mean[0, k])) < 1.5  # nats
+    assert float(line_contrast(tone)[k] - line_contrast(real)[k]) < 1  # a quarter of it, batch-wide
+    batch_gain = float(line_penalty(line_contrast(tone), line_contrast(real)) - line_penalty(line_contrast(noise), line_contrast(real)))
+    clean = float(category_line_penalty(*category_line_contrast(noise, cat)[::2], r_mean, r_square))
+    category_gain = float(category_line_penalty(f_mean, f_counts, r_mean, r_square)) - clean
+    assert category_gain > 0.3 and category_gain > 4 * batch_gain and clean < 2
+    # a category the batch lacks is left out, not NaN
+    m, _, c = category_line_contrast(tone[: 2 * per], cat[: 2 * per])
+    assert c.tolist() == [per, per, 0, 0] and torch.isnan(m[2:]).all()
+    assert math.isfinite(float(category_line_penalty(m, c, r_mean, r_square)))
+    fake = tone.clone().requires_grad_(True)
+    category_line_penalty(category_line_contrast(fake, cat)[0], f_counts, r_mean, r_square).backward()
+    at_k = torch.fft.rfft(fake.grad, dim=-1)[:, k].abs()
+    assert float(at_k[per : 2 * per].min()) > 10 * float(at_k[:per].max())  # the pull at 1 kHz is on the toned clips
 
 
 def test_generator_batches_come_in_category_order_like_real_ones():
@@ -299,6 +332,7 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--recipe", "laptop"],
     ["--loss", "wgan-gp", "--aux-class", "1"],
     ["--recipe", "laptop", "--aux-class", "0.5", "--aux-confidence", "0.9", "--line-penalty", "0.001"],
+    ["--recipe", "laptop", "--line-penalty", "0.001", "--line-scope", "category"],
     ["--recipe", "laptop", "--aux-class", "1", "--aux-twin", "1"],
     ["--loss", "wgan-gp", "--aux-class", "1", "--aux-twin", "0.5", "--arch", "specgan"],
     ["--recipe", "laptop", "--upsample", "balanced", "--oscillators", "8", "--noise-level", "on"],
@@ -307,7 +341,7 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--recipe", "laptop", "--spread", "1"],
     ["--loss", "wgan-gp", "--arch", "specgan", "--spread", "1", "--spread-bands", "mel"],
     ["--recipe", "laptop", "--spread", "1", "--spread-bands", "mel"],
-], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines", "laptop-twin", "specgan-twin",
+], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines", "laptop-category-lines", "laptop-twin", "specgan-twin",
         "laptop-oscillators", "laptop-bounded-partials", "laptop-softmax-partials", "laptop-spread", "specgan-spread-mel", "laptop-spread-mel"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
@@ -400,6 +434,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--aux-class", "1", "--aux-twin", "1", "--aux-twin-until", "-1"], "aux_twin_until must be >= 0"),
     (["--arch", "specgan", "--line-penalty", "0.01"], "--line-penalty 0.01 with --arch specgan"),
     (["--line-penalty", "-1"], "line_penalty must be >= 0"),
+    (["--line-scope", "category"], "--line-scope category with --line-penalty 0"),
+    (["--unconditional", "--line-penalty", "0.001", "--line-scope", "category"], "--line-scope category with --unconditional"),
     (["--arch", "specgan", "--oscillators", "8"], "--oscillators 8 with --arch specgan"),
     (["--oscillators", "-1"], "oscillators must be >= 0"),
     (["--noise-level", "on"], "--noise-level on without --oscillators"),
