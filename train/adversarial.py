@@ -28,6 +28,15 @@ LINE_REFERENCE_RATE = 0.02  # the real clips' line contrast: a moving average ov
 SPREAD_REFERENCE_RATE = 0.02  # the real clips' spread per category (--spread): the same horizon
 
 
+def _fold(ref: torch.Tensor | None, batch: torch.Tensor, rate: float) -> torch.Tensor:
+    """A per-category moving average: ``batch`` folded into ``ref`` at ``rate``; a category this batch lacks
+    (NaN) keeps its old value, one seen for the first time takes the batch's."""
+    if ref is None:
+        return batch
+    seen = torch.isfinite(batch)
+    return torch.where(seen & torch.isfinite(ref), ref.lerp(batch, rate), torch.where(seen, batch, ref))
+
+
 @dataclass
 class Networks:
     """The modules a step touches. ``g_train``/``d_train`` may be DDP or compiled wrappers of ``G``/``D``;
@@ -148,25 +157,12 @@ class AdversarialSteps:
 
     def _update_line_reference(self, contrast: torch.Tensor) -> None:
         """``--line-scope category``: fold one real batch's ``[2, n, F]`` per-category line contrast (mean and
-        mean square) into the moving average; a category this batch lacks (NaN rows) keeps its old rows."""
-        ref = self.line_reference
-        if ref is None:
-            self.line_reference = contrast
-            return
-        seen = torch.isfinite(contrast[..., :1])
-        self.line_reference = torch.where(seen & torch.isfinite(ref[..., :1]), ref.lerp(contrast, LINE_REFERENCE_RATE),
-                                          torch.where(seen, contrast, ref))
+        mean square) into the moving average (see :func:`_fold`)."""
+        self.line_reference = _fold(self.line_reference, contrast, LINE_REFERENCE_RATE)
 
     def _update_spread_reference(self, spread: torch.Tensor) -> None:
-        """Fold one real batch's ``[views, n]`` spread into the moving average; a category this batch lacks
-        (NaN) keeps its old value, one seen for the first time takes the batch's."""
-        ref = self.spread_reference
-        if ref is None:
-            self.spread_reference = spread
-            return
-        seen = torch.isfinite(spread)
-        self.spread_reference = torch.where(seen & torch.isfinite(ref), ref.lerp(spread, SPREAD_REFERENCE_RATE),
-                                            torch.where(seen, spread, ref))
+        """Fold one real batch's ``[views, n]`` spread into the moving average (see :func:`_fold`)."""
+        self.spread_reference = _fold(self.spread_reference, spread, SPREAD_REFERENCE_RATE)
 
     def generator_step(self, cat: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor] | None:
         """One generator update for one-hot ``cat : [B, n]`` at training step ``step``; None if the loss was

@@ -122,7 +122,6 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
     report["periodic_artefact_db"]["excess"] = report["periodic_artefact_db"]["generated"] - report["periodic_artefact_db"]["real"]
     report["spectral_lines"] = _spectral_lines(audio, real_test, spec.sample_rate)
     if conditional:  # a tone only one category makes is thinned in the averages above: each category against its own clips
-        req = np.asarray(requested)
         art_k, lines_k = {}, {}
         for k, name in enumerate(spec.categories):
             real_k = real_test[real_labels == name]
