@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from instrument.main import Command
-from train.config import WEIGHTS, WEIGHTS_HELP
+from train.config import DEBUZZ_HELP, WEIGHTS, WEIGHTS_HELP
 from train.errors import CheckpointError, ModelError
 
 from .onnx_export import ExportError, export_model
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--force", action="store_true", help="write the file even if parity fails (flagged parity_forced=true in its metadata)")
     e.add_argument("--seed", type=int, default=None, help="seed of the parity check's latents (default: fresh, printed)")
     e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
+    e.add_argument("--debuzz", type=int, default=None, metavar="PERIODS", help=DEBUZZ_HELP)
     e.set_defaults(func=run)
 
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx":
         out = out.with_name(out.name + ".onnx") if out.suffix == "" else out
     report = export_model(args.checkpoint, out, half=args.half, griffin_lim_iters=args.griffin_lim_iters, force=args.force, seed=args.seed,
-                           weights=args.weights)
+                           weights=args.weights, debuzz=args.debuzz)
     print(report.summary())
     if report.forced:
         print("WARNING: parity FAILED and the file was written anyway (--force); it is flagged parity_forced=true")

@@ -232,13 +232,14 @@ def _with_metadata(data: bytes, meta: dict[str, str], half: bool, doc: str, half
 
 
 def export_model(checkpoint: str | Path, out: str | Path, *, half: bool = False, griffin_lim_iters: int | None = None,
-                 force: bool = False, seed: int | None = None, threads: int | None = None, weights: str = "auto") -> ExportReport:
+                 force: bool = False, seed: int | None = None, threads: int | None = None, weights: str = "auto",
+                 debuzz: int | None = None) -> ExportReport:
     """Export ``checkpoint`` (a ``.pt`` file or a run folder) to ``out``; see the module docstring. The
     steps: load the synthesizer (:func:`_load`), trace it with its metadata, check the bytes the way
     the engine will (:func:`load_model_bytes`), compare onnxruntime with PyTorch (:func:`_parity_errors`),
     then stamp the parity into the metadata and write the file atomically."""
     t0 = time.perf_counter()
-    src, synth, spec, state, notes = _load(checkpoint, weights, griffin_lim_iters)
+    src, synth, spec, state, notes = _load(checkpoint, weights, griffin_lim_iters, debuzz)
     precision = "fp16" if half else "fp32"
     bounds = PARITY_BOUNDS[(spec.architecture, precision)]
     info = _model_info(spec, state, src, precision)
@@ -286,9 +287,10 @@ def _baked(wrapped):
     return baked
 
 
-def _load(checkpoint: str | Path, weights: str, griffin_lim_iters: int | None):
+def _load(checkpoint: str | Path, weights: str, griffin_lim_iters: int | None, debuzz: int | None = None):
     """(the checkpoint file, the synthesizer, its spec, the checkpoint state, notes for the report);
-    SpecGAN's synthesizer rebuilt with ``griffin_lim_iters`` unrolled where asked."""
+    SpecGAN's synthesizer rebuilt with ``griffin_lim_iters`` unrolled where asked; WaveGAN's notch comb
+    put on (or taken off) where ``debuzz`` asks (:func:`train.checkpoint.load_synthesizer`)."""
     from train.checkpoint import load_synthesizer, resolve  # torch: only when exporting
     from train.models import Synthesizer
 
@@ -296,11 +298,15 @@ def _load(checkpoint: str | Path, weights: str, griffin_lim_iters: int | None):
     if src.suffix.lower() == ".onnx":
         raise ExportError(f"{src} is already an exported model; export takes a checkpoint (.pt) or a run folder "
                           f"(to look at the model: gesturegan inspect {src})")
-    synth, spec, state = load_synthesizer(src, weights=weights)
+    synth, spec, state = load_synthesizer(src, weights=weights, debuzz=debuzz)
+    trained = state["spec"].get("debuzz", 0)  # the checkpoint's own spec, before --debuzz
     _check_finite(synth.state_dict(), str(src))
     notes: list[str] = []
     if state["weights"] == "ema":
         notes.append("generator weights: the moving average (--ema)")
+    if debuzz is not None and trained != spec.debuzz:
+        notes.append("notch comb: " + (f"{spec.debuzz} periods" if spec.debuzz else "off")
+                     + f" (trained with {f'{trained} periods' if trained else 'none'}; --debuzz)")
     if spec.architecture == "specgan":
         iters = DEFAULT_GRIFFIN_LIM_ITERS if griffin_lim_iters is None else griffin_lim_iters
         if not 0 <= iters <= 1000:

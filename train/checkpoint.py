@@ -147,12 +147,16 @@ def generator_weights(state: dict, weights: str = "auto", where: str = "the chec
     return state["generator_ema"], "ema"
 
 
-def load_synthesizer(path: str | os.PathLike, device: str | torch.device = "cpu", weights: str = "auto"):
+def load_synthesizer(path: str | os.PathLike, device: str | torch.device = "cpu", weights: str = "auto", debuzz: int | None = None):
     """``(Synthesizer, ModelSpec, state)`` from a checkpoint file or run folder, in eval mode. ``weights``:
-    see :func:`generator_weights`; ``state["weights"]`` says which were loaded."""
+    see :func:`generator_weights`; ``state["weights"]`` says which were loaded. ``debuzz``: the number of
+    periods of WaveGAN's notch comb (:mod:`train.debuzz`; 0 takes it off), in place of the one the run
+    was trained with (None: keep it). The comb has no weights, so any WaveGAN checkpoint takes one."""
     p = resolve(path)
     state = load(p, device)
     spec = ModelSpec.from_json(state["spec"])
+    if debuzz is not None and debuzz != spec.debuzz:
+        spec = replace(spec, debuzz=debuzz)  # ModelSpec refuses it on SpecGAN, with the reason
     gen = build_generator(spec)
     chosen, state["weights"] = generator_weights(state, weights, str(p))
     try:

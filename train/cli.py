@@ -19,7 +19,7 @@ from instrument.main import Command, hidden_command
 from instrument.picture import write_spectrogram_png
 
 from .cache import DatasetCache
-from .config import WEIGHTS, WEIGHTS_HELP, add_arguments, config_from_args
+from .config import DEBUZZ_HELP, WEIGHTS, WEIGHTS_HELP, add_arguments, config_from_args
 from .corpus import write_corpus
 from .errors import CheckpointError, DatasetError, ModelError, TrainingError
 from .build import build_cache
@@ -288,6 +288,7 @@ def register_evaluate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     e.add_argument("--device", default="cpu", help="where to generate and classify: cpu (default), cuda, cuda:1, or auto")
     e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
+    e.add_argument("--debuzz", type=int, default=None, metavar="PERIODS", help=DEBUZZ_HELP)
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     e.set_defaults(func=_evaluate)
 
@@ -333,7 +334,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_report, to_json  # torch: only for the command that needs it
 
     report = evaluate(args.checkpoint, args.classifier, args.cache, args.per_category, args.seed, png=args.png, device=args.device,
-                      weights=args.weights, progress=not args.quiet)
+                      weights=args.weights, debuzz=args.debuzz, progress=not args.quiet)
     print(format_report(report))
     if args.json:
         write_atomic(args.json, to_json(report))

@@ -26,11 +26,13 @@ SPREAD_BANDS = ("linear", "mel")  # --spread-bands: the rows of spread matching'
 # which generator weights evaluate/export take (train.checkpoint.generator_weights); named here so the command line needs no torch
 WEIGHTS = ("auto", "ema", "raw")
 WEIGHTS_HELP = "the generator's moving average (a run trained with --ema) or its raw weights (auto: the average where there is one)"
+DEBUZZ_HELP = ("WaveGAN: put the fixed notch comb at fs/16's multiples on the generator, averaging PERIODS periods (e.g. 129), "
+               "or take it off (0), whatever the run was trained with (default: as trained)")
 
 # The fields that define the networks' shapes: a resumed run must agree on them.
 MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps", "phase_shuffle", "view", "unconditional",
                 "spectral_critics", "mbstd", "conditioning", "envelope", "oscillators", "noise_level",
-                "partials")
+                "partials", "debuzz")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
                  "spread", "spread_from", "spread_bands", "aux_class", "aux_confidence", "aux_twin", "aux_twin_until", "line_penalty",
@@ -66,6 +68,7 @@ class TrainConfig:
     oscillators: int = 0  # WaveGAN generator: a bank of this many sinusoidal oscillators adds partials (0 = off)
     noise_level: bool = False  # WaveGAN generator, with oscillators: a learned gain on the upsampling layers' noise
     partials: str = "free"  # WaveGAN generator, with oscillators: "bounded"/"softmax" keep the partials in the tanh's range
+    debuzz: int = 0  # WaveGAN generator: a fixed notch comb at fs/16's multiples, averaging this many periods (0 = off)
     spectral_critics: str = "none"  # WaveGAN: STFT resolutions of extra critics, e.g. "256,1024"
     mbstd: bool = False  # minibatch standard deviation before the critics' heads
     batch_size: int = 64
@@ -120,6 +123,7 @@ class TrainConfig:
             (self.lr > 0, "lr", "> 0"),
             (self.model_dim >= 1, "model_dim", ">= 1"),
             (self.oscillators >= 0, "oscillators", ">= 0 (0 turns the bank off)"),
+            (self.debuzz == 0 or self.debuzz >= 2, "debuzz", "0 (off) or >= 2 periods (e.g. 129)"),
             (self.checkpoint_every >= 1, "checkpoint_every", ">= 1"),
             (self.keep_checkpoints >= 1, "keep_checkpoints", ">= 1"),
             (self.preview_every >= 0, "preview_every", ">= 0 (0 turns previews off)"),
@@ -207,6 +211,8 @@ class TrainConfig:
         if self.partials != "free" and not self.oscillators:
             raise ValueError(f"--partials {self.partials} without --oscillators: it limits the oscillators' amplitudes; "
                              "add --oscillators N (e.g. 128), or leave --partials free")
+        if self.arch == "specgan" and self.debuzz:
+            raise ValueError(f"--debuzz {self.debuzz} with --arch specgan: the notch comb filters WaveGAN's waveform; use --debuzz 0")
         if self.arch == "specgan" and self.envelope:
             raise ValueError("--envelope on with --arch specgan: the envelope head is WaveGAN's; use --envelope off")
         if self.upsample != "transpose" and self.arch == "specgan":
@@ -288,6 +294,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "partials cannot drive the output's tanh into clipping (broadband noise); 'softmax' makes each frame a "
                         "loudness below 1 shared out over the oscillators (DDSP's harmonic distribution: a few partials are "
                         "as cheap as many); default free")
+    m.add_argument("--debuzz", type=int, default=b, metavar="PERIODS",
+                   help="WaveGAN generator: a fixed, zero-phase comb of notches at the multiples of fs/16 (where the upsampling "
+                        "layers put their buzz), averaging PERIODS periods of 16 samples: 129 makes each notch 20 Hz wide "
+                        "(default 0: off; no weights, so it can also be put on at evaluate and export)")
     m.add_argument("--spectral-critics", default=b, metavar="N,N|none",
                    help="WaveGAN: extra critics on the log-magnitude STFT at these FFT sizes (laptop: 256,1024; paper: none)")
     m.add_argument("--mbstd", choices=("on", "off"), default=b, help="minibatch standard deviation in the critics (laptop: on)")
@@ -364,7 +374,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # Recipe values that only WaveGAN has: a recipe applied to --arch specgan leaves them at the defaults.
-WAVEGAN_ONLY = ("upsample", "conditioning", "envelope", "spectral_critics", "augment", "post_filter_taps", "init")
+WAVEGAN_ONLY = ("upsample", "conditioning", "envelope", "spectral_critics", "augment", "post_filter_taps", "init", "debuzz")
 
 
 def resolve_config(cache: str, out: str, recipe: str = "paper", **given) -> TrainConfig:

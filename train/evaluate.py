@@ -50,11 +50,11 @@ MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str | Path | None = None, per_category: int = 128,
              seed: int = 0, bank_size: int = 2000, png: Path | None = None, device: str = "cpu", weights: str = "auto",
-             progress: bool = False) -> dict:
+             progress: bool = False, debuzz: int | None = None) -> dict:
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CheckpointError(f"--device {device} asked for CUDA, but PyTorch sees no GPU here; use --device cpu or auto")
-    synth, spec, state = load_synthesizer(checkpoint, dev, weights)
+    synth, spec, state = load_synthesizer(checkpoint, dev, weights, debuzz)
     clf = load_classifier(classifier_path, dev)
     if clf.sample_rate != spec.sample_rate:
         raise CheckpointError(f"the classifier works at {clf.sample_rate} Hz, the generator at {spec.sample_rate} Hz; "
@@ -68,6 +68,7 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
                                   "train it on the generator's cache")
     g = torch.Generator().manual_seed(seed)
     report: dict = {"checkpoint": str(checkpoint), "model": spec.describe(), "step": int(state["step"]), "weights": state["weights"],
+                    "debuzz": spec.debuzz,
                     "classifier_test_accuracy": clf.info["test_accuracy"], "per_category": per_category, "device": str(dev)}
 
     # one tick per category generated, per neighbouring mixture, for the real reference and for the copying check

@@ -39,6 +39,7 @@ class ModelSpec:
     oscillators: int = 0  # WaveGAN: a bank of this many sinusoidal oscillators adds partials (0 = none)
     noise_level: bool = False  # WaveGAN, with oscillators: a learned gain on the upsampling layers' output
     partials: str = "free"  # WaveGAN, with oscillators: "bounded" or "softmax" (train.oscillators)
+    debuzz: int = 0  # WaveGAN: periods of the fixed notch comb at fs/16's multiples (train.debuzz; 0 = off)
     phase_shuffle: int = 2  # WaveGAN critic
     view: str = "128"  # SpecGAN
     griffin_lim_iters: int = 32  # SpecGAN
@@ -62,12 +63,16 @@ class ModelSpec:
                 raise ModelError("noise_level needs oscillators: it scales the upsampling layers' output against their partials")
             if self.partials not in PARTIALS:
                 raise ModelError(f"partials must be one of {', '.join(PARTIALS)}, got {self.partials!r}")
+            if self.debuzz < 0 or self.debuzz == 1:
+                raise ModelError(f"debuzz must be 0 (off) or >= 2 periods, got {self.debuzz}")
         else:
             if self.n_samples != 16384:
                 raise ModelError(f"SpecGAN works on 16384-sample clips (128x128 spectrograms), the cache has {self.n_samples}; "
                                  "rebuild the cache with --clip-samples 16384 or train --arch wavegan")
             if self.view not in VIEW_SIZES:
                 raise ModelError(f"SpecGAN view must be '128' or '64', got {self.view!r}")
+            if self.debuzz:
+                raise ModelError(f"debuzz={self.debuzz} on SpecGAN: the notch comb filters WaveGAN's waveform")
 
     @classmethod
     def for_config(cls, config, categories: tuple[str, ...], sample_rate: int, n_samples: int) -> "ModelSpec":
@@ -98,7 +103,8 @@ class ModelSpec:
                      + (f", {self.conditioning} conditioning" if self.conditioning != "bias" else "")
                      + (", envelope" if self.envelope else "") + (f", {self.oscillators} oscillators" if self.oscillators else "")
                      + (", noise level" if self.noise_level else "")
-                     + (f", {self.partials} partials" if self.partials != "free" else ""))
+                     + (f", {self.partials} partials" if self.partials != "free" else "")
+                     + (f", debuzz comb {self.debuzz} periods" if self.debuzz else ""))
         else:
             extra = f"{self.view}x{self.view}, Griffin-Lim {self.griffin_lim_iters} iterations"
         return (f"{self.architecture} d={self.model_dim}, {self.n_samples} samples at {self.sample_rate} Hz, {extra}, "
@@ -108,7 +114,8 @@ class ModelSpec:
 def build_generator(spec: ModelSpec) -> nn.Module:
     if spec.architecture == "wavegan":
         return WaveGANGenerator(spec.n_categories, spec.n_samples, spec.latent_dim, spec.model_dim, spec.upsample, spec.post_filter_taps,
-                                spec.conditioning, spec.envelope, spec.oscillators, spec.noise_level, spec.partials)
+                                spec.conditioning, spec.envelope, spec.oscillators, spec.noise_level, spec.partials,
+                                spec.debuzz)
     return SpecGANGenerator(spec.n_categories, spec.view, spec.latent_dim, spec.model_dim)
 
 

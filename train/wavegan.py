@@ -57,6 +57,7 @@ from torch.nn import functional as F
 
 from .config import UPSAMPLE_MODES
 from .critics import critic_head, minibatch_stddev
+from .debuzz import Debuzz
 from .errors import ModelError
 from .oscillators import OscillatorBank
 
@@ -194,7 +195,7 @@ class WaveGANGenerator(nn.Module):
 
     def __init__(self, n_categories: int, n_samples: int = 16384, latent_dim: int = 100, d: int = 64,
                  upsample: str = "transpose", post_filter_taps: int = 0, conditioning: str = "bias", envelope: bool = False,
-                 oscillators: int = 0, noise_level: bool = False, partials: str = "free") -> None:
+                 oscillators: int = 0, noise_level: bool = False, partials: str = "free", debuzz: int = 0) -> None:
         super().__init__()
         strides = wavegan_strides(n_samples)
         chans = wavegan_channels(d, len(strides))
@@ -232,6 +233,7 @@ class WaveGANGenerator(nn.Module):
                 raise ModelError(f"post_filter_taps must be 0 (off) or >= 2, got {post_filter_taps}")
             # the reference code's learned post-processing FIR, to remove the transposed convs' tones
             self.post = nn.Conv1d(1, 1, post_filter_taps, bias=False)
+        self.debuzz = None if not debuzz else Debuzz(debuzz, n_samples)  # no weights: see train.debuzz
 
     def forward(self, z: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         x = self.dense(torch.cat([z, category], dim=1))  # [B, 16*16d]
@@ -253,6 +255,8 @@ class WaveGANGenerator(nn.Module):
             x = x * _to_output_rate(level, x.shape[-1])
         if partials is not None:
             x = x + partials
+        if self.debuzz is not None:
+            x = self.debuzz(x)  # before the tanh, so the output stays in [-1, 1]
         y = torch.tanh(x)
         if gain is not None:
             y = y * _to_output_rate(gain, y.shape[-1])

@@ -32,6 +32,7 @@ VARIANTS = {
     "wavegan-oscillators": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16, noise_level=True,
                                 partials="bounded"),
     "wavegan-softmax-partials": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16, partials="softmax"),
+    "wavegan-debuzz": dict(upsample="balanced", conditioning="film", envelope=True, oscillators=16, debuzz=129),
     "specgan-128": dict(architecture="specgan", view="128", griffin_lim_iters=8),
     "specgan-64": dict(architecture="specgan", view="64", griffin_lim_iters=8),
 }
@@ -157,6 +158,30 @@ def test_failed_parity_writes_nothing_unless_forced(checkpoint, tmp_path, monkey
         assert model.info.parity_forced
     assert main(["inspect", str(tmp_path / "m.onnx"), "--runs", "1", "--provider", "cpu"]) == 0
     assert "parity FAILED" in capsys.readouterr().out
+
+
+def test_debuzz_goes_on_and_off_a_checkpoint_at_export(checkpoint, tmp_path):
+    from train.metrics import periodic_artefact_db
+
+    ckpt = checkpoint(upsample="transpose")  # the paper's layers: a loud buzz at fs/16's multiples from the start
+    plain = export_model(ckpt, tmp_path / "plain.onnx", seed=0)
+    combed = export_model(ckpt, tmp_path / "combed.onnx", seed=0, debuzz=129)
+    assert plain.passed and combed.passed and combed.worst["waveform"] <= 1e-4
+    assert any("notch comb: 129 periods (trained with none" in n for n in combed.notes)
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "combed.onnx").metadata_props}
+    assert json.loads(meta["model_spec"])["debuzz"] == 129
+    rng = np.random.default_rng(0)
+    z, cat = rng.uniform(-1, 1, (16, 100)).astype(np.float32), np.eye(4, dtype=np.float32)[rng.integers(0, 4, 16)]
+    with load_model(tmp_path / "plain.onnx", provider="cpu") as a, load_model(tmp_path / "combed.onnx", provider="cpu") as b:
+        buzzed, clean = a.generate(z, cat), b.generate(z, cat)
+    assert periodic_artefact_db(buzzed) > 20 and periodic_artefact_db(clean) < 0
+    # and off again: --debuzz 0 on a checkpoint trained with the comb
+    combed_ckpt = checkpoint(upsample="balanced", debuzz=65)
+    off = export_model(combed_ckpt, tmp_path / "off.onnx", seed=0, debuzz=0)
+    assert json.loads({p.key: p.value for p in onnx.load(tmp_path / "off.onnx").metadata_props}["model_spec"])["debuzz"] == 0
+    assert any("notch comb: off (trained with 65 periods" in n for n in off.notes)
+    with pytest.raises(ModelError, match="SpecGAN"):
+        export_model(checkpoint(architecture="specgan", view="64"), tmp_path / "s.onnx", griffin_lim_iters=2, debuzz=129)
 
 
 def test_griffin_lim_iterations_only_for_specgan(checkpoint, tmp_path):
