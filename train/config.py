@@ -123,7 +123,7 @@ class TrainConfig:
             (self.lr > 0, "lr", "> 0"),
             (self.model_dim >= 1, "model_dim", ">= 1"),
             (self.oscillators >= 0, "oscillators", ">= 0 (0 turns the bank off)"),
-            (self.debuzz == 0 or self.debuzz >= 2, "debuzz", "0 (off) or >= 2 periods (e.g. 129)"),
+            (self.debuzz == 0 or (self.debuzz >= 3 and self.debuzz % 2 == 1), "debuzz", "0 (off) or an odd number of periods >= 3 (e.g. 129)"),
             (self.checkpoint_every >= 1, "checkpoint_every", ">= 1"),
             (self.keep_checkpoints >= 1, "keep_checkpoints", ">= 1"),
             (self.preview_every >= 0, "preview_every", ">= 0 (0 turns previews off)"),
@@ -296,7 +296,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "as cheap as many); default free")
     m.add_argument("--debuzz", type=int, default=b, metavar="PERIODS",
                    help="WaveGAN generator: a fixed, zero-phase comb of notches at the multiples of fs/16 (where the upsampling "
-                        "layers put their buzz), averaging PERIODS periods of 16 samples: 129 makes each notch 20 Hz wide "
+                        "layers put their buzz), averaging PERIODS periods of 16 samples (odd): 129 makes each notch 20 Hz wide "
                         "(default 0: off; no weights, so it can also be put on at evaluate and export)")
     m.add_argument("--spectral-critics", default=b, metavar="N,N|none",
                    help="WaveGAN: extra critics on the log-magnitude STFT at these FFT sizes (laptop: 256,1024; paper: none)")

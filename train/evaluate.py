@@ -39,6 +39,7 @@ from instrument.picture import write_spectrogram_png
 from .cache import DatasetCache
 from .checkpoint import load_synthesizer
 from .classifier import load_classifier
+from .debuzz import PERIOD as DEBUZZ_PERIOD
 from .errors import CheckpointError
 from .losses import LINE_MARGIN, line_contrast
 from .metrics import inception_score, mean_pairwise_distance, nearest_neighbour_distances, periodic_artefact_db
@@ -121,7 +122,8 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
     report["periodic_artefact_db"] = {"generated": periodic_artefact_db(audio, spec.sample_rate),
                                       "real": periodic_artefact_db(real_test, spec.sample_rate)}
     report["periodic_artefact_db"]["excess"] = report["periodic_artefact_db"]["generated"] - report["periodic_artefact_db"]["real"]
-    report["spectral_lines"] = _spectral_lines(audio, real_test, spec.sample_rate)
+    notch_hz = spec.sample_rate / DEBUZZ_PERIOD if spec.architecture == "wavegan" and spec.debuzz else None
+    report["spectral_lines"] = _spectral_lines(audio, real_test, spec.sample_rate, notch_hz)
     if conditional:  # a tone only one category makes is thinned in the averages above: each category against its own clips
         art_k, lines_k = {}, {}
         for k, name in enumerate(spec.categories):
@@ -130,7 +132,7 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
                 continue
             gen_db, real_db = periodic_artefact_db(audio[req == k], spec.sample_rate), periodic_artefact_db(real_k, spec.sample_rate)
             art_k[name] = {"generated": gen_db, "real": real_db, "excess": gen_db - real_db}
-            lines_k[name] = _spectral_lines(audio[req == k], real_k, spec.sample_rate)
+            lines_k[name] = _spectral_lines(audio[req == k], real_k, spec.sample_rate, notch_hz)
         report["periodic_artefact_db"]["per_category"] = art_k
         report["spectral_lines"]["per_category"] = lines_k
     d_gen = nearest_neighbour_distances(emb_gen, bank)
@@ -169,17 +171,26 @@ def _diversity(spec, emb_gen: np.ndarray, requested: list[int], emb_real: np.nda
     return out
 
 
-def _spectral_lines(audio: np.ndarray, real: np.ndarray, sample_rate: int) -> dict:
+NOTCH_NEIGHBOURHOOD_HZ = 50  # a line's contrast is against the bins 5..40 bins (5-39 Hz) either side: a notch that near lowers it
+
+
+def _spectral_lines(audio: np.ndarray, real: np.ndarray, sample_rate: int, notch_hz: float | None = None) -> dict:
     """Frequency bins where the generated clips' line contrast exceeds the real clips' by more than 3 dB:
-    how many, and the worst ones (Hz, dB over the data's)."""
+    how many, and the worst ones (Hz, dB over the data's). With the notch comb on (``notch_hz``: its
+    spacing), also how many of them lie within 50 Hz of a notch, where the contrast's neighbourhood
+    (a mean of log power) takes in the notch's deep bins and so rises without a line being there."""
     with torch.no_grad():
         excess = (line_contrast(torch.from_numpy(np.asarray(audio, np.float32)))
                   - line_contrast(torch.from_numpy(np.asarray(real, np.float32)))).numpy() * (10 / np.log(10))
     over = np.flatnonzero(excess > LINE_MARGIN * 10 / np.log(10))
     worst = over[np.argsort(excess[over])[::-1][:8]]
     bin_hz = sample_rate / audio.shape[1]
-    return {"bins_over_3db": int(len(over)), "bins": int(len(excess)),
-            "worst": [{"hz": round(float(k * bin_hz), 1), "excess_db": round(float(excess[k]), 1)} for k in worst]}
+    out = {"bins_over_3db": int(len(over)), "bins": int(len(excess)),
+           "worst": [{"hz": round(float(k * bin_hz), 1), "excess_db": round(float(excess[k]), 1)} for k in worst]}
+    if notch_hz:
+        hz = over * bin_hz
+        out["near_notches"] = int((np.abs(hz - np.round(hz / notch_hz) * notch_hz) < NOTCH_NEIGHBOURHOOD_HZ).sum())
+    return out
 
 
 def _mixtures(synth, spec, clf, col: list[int], g: torch.Generator, n: int, tick=lambda: None) -> list[dict]:
@@ -227,11 +238,14 @@ def format_report(r: dict) -> str:
     lines_ = r.get("spectral_lines")
     if lines_:
         worst = ", ".join(f"{w['hz']:g} Hz {w['excess_db']:+.1f} dB" for w in lines_["worst"][:5])
+        near = (f" ({lines_['near_notches']} of them within {NOTCH_NEIGHBOURHOOD_HZ} Hz of the notch comb's notches, whose deep "
+                "bins lower the neighbourhood a bin is measured against)") if "near_notches" in lines_ else ""
         lines.append(f"spectral lines the data lacks (> 3 dB over the real clips' contrast): {lines_['bins_over_3db']} of "
-                     f"{lines_['bins']} bins" + (f"; worst {worst}" if worst else ""))
+                     f"{lines_['bins']} bins{near}" + (f"; worst {worst}" if worst else ""))
         for c, v in lines_.get("per_category", {}).items():
             worst = ", ".join(f"{w['hz']:g} Hz {w['excess_db']:+.1f} dB" for w in v["worst"][:3])
-            lines.append(f"  {c} against its own real clips: {v['bins_over_3db']} bins" + (f"; worst {worst}" if worst else ""))
+            near = f" ({v['near_notches']} near the notches)" if "near_notches" in v else ""
+            lines.append(f"  {c} against its own real clips: {v['bins_over_3db']} bins{near}" + (f"; worst {worst}" if worst else ""))
     for m in r.get("mixtures", []):
         shares = "  ".join(f"{w:.2f}->{s:.2f}" for w, s in zip(m["weights"], m["share_of_to"]))
         lines.append(f"mixture {m['from']} -> {m['to']}: weight->share {shares} ({'monotonic' if m['monotonic'] else 'NOT monotonic'})")

@@ -63,8 +63,8 @@ class ModelSpec:
                 raise ModelError("noise_level needs oscillators: it scales the upsampling layers' output against their partials")
             if self.partials not in PARTIALS:
                 raise ModelError(f"partials must be one of {', '.join(PARTIALS)}, got {self.partials!r}")
-            if self.debuzz < 0 or self.debuzz == 1:
-                raise ModelError(f"debuzz must be 0 (off) or >= 2 periods, got {self.debuzz}")
+            if self.debuzz and (self.debuzz < 3 or self.debuzz % 2 == 0):
+                raise ModelError(f"debuzz must be 0 (off) or an odd number of periods >= 3 (e.g. 129), got {self.debuzz}")
         else:
             if self.n_samples != 16384:
                 raise ModelError(f"SpecGAN works on 16384-sample clips (128x128 spectrograms), the cache has {self.n_samples}; "

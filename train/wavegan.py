@@ -255,11 +255,14 @@ class WaveGANGenerator(nn.Module):
             x = x * _to_output_rate(level, x.shape[-1])
         if partials is not None:
             x = x + partials
-        if self.debuzz is not None:
-            x = self.debuzz(x)  # before the tanh, so the output stays in [-1, 1]
         y = torch.tanh(x)
         if gain is not None:
             y = y * _to_output_rate(gain, y.shape[-1])
+        if self.debuzz is not None:
+            # last: the tanh and the envelope's gain put k kHz content back (the bundled model, fs/16 excess over
+            # the neighbouring bins: +1.5 dB with the comb before the tanh, -9 dB after it, -32 dB after the gain);
+            # the clamp keeps the contract's [-1, 1] (the comb's output peaked at 0.58 there)
+            y = self.debuzz(y).clamp(-1.0, 1.0)
         return y[:, 0]  # [B, n_samples]
 
 
