@@ -4,8 +4,8 @@ The last two stride-4 layers repeat their kernels' phases every 4 and 16 output 
 the weights learn, what is left of a checkerboard pattern is a set of steady tones at the multiples of
 fs/16 (1, 2, ... 7 kHz at 16 kHz; fs/4's multiples are among them). The ``balanced`` layers remove the
 part a constant input makes; a signal still meets each phase's own filter, and a trained model keeps a
-faint buzz there (the bundled model, run P2C95: +1.6 dB at those bins over the bins around them,
-+0.3 dB over the data's own level). Training cannot be relied on to unlearn it, and the paper's learnt
+faint buzz there (run P2C95, the bundled model's weights, without the comb: +1.6 dB at those bins over
+the bins around them, +0.3 dB over the data's own level). Training cannot be relied on to unlearn it, and the paper's learnt
 512-tap post-filter (31 Hz resolution) is too coarse to remove a line without the band around it.
 
 This filter removes a steady pattern of period ``P = 16`` samples by construction (a synchronous
@@ -26,13 +26,15 @@ energy, spread over the 64 ms before it). At the clip's edges the comb sees only
 its weights are renormalised there, so the estimate stays unbiased and the notch stays whole (and
 the box reads the periodic part one period on, past the ends).
 
-No weights: the comb is three running sums along each phase's samples (the Hann taps are a constant and
-a cosine, so the M-tap sum is O(n) whatever M: 0.15 ms a clip in onnxruntime on one core, where the
-dilated convolution was 0.45 ms) and the box a 17-tap convolution, so it exports to ONNX as it is, and it can be put on a generator trained without it (``--debuzz`` at evaluate and export).
-It runs last, on the generator's output (after the tanh and the envelope head's gain, which both put
-content back at those frequencies), followed by a clamp to [-1, 1] that keeps the output contract; ``x - c + b(c)`` leaves
-it only where a clip near full scale has a strong periodic part (the bundled model's peak after the
-comb was 0.58, so the clamp did nothing there).
+No weights: the comb is three running sums along each phase's samples (the Hann taps are a constant
+and a cosine, so the M-tap sum is O(n) whatever M: 0.15-0.23 ms a clip in onnxruntime on one core,
+where the dilated convolution was 0.45-0.55 ms; tests/bench/bench_debuzz.py) and the box a 17-tap
+convolution, so it exports to ONNX as it is, and it can be put on a generator trained without it
+(``--debuzz`` at evaluate and export). It runs last, on the generator's output (after the tanh and
+the envelope head's gain, which both put content back at those frequencies), followed by a clamp to
+[-1, 1] that keeps the output contract; ``x - c + b(c)`` leaves that range only where a clip near
+full scale has a strong periodic part (the bundled model's peak after the comb was 0.58, so the
+clamp did nothing there).
 """
 
 from __future__ import annotations
@@ -90,10 +92,10 @@ class Debuzz(nn.Module):
         inside = F.conv1d(F.pad(torch.ones(1, 1, n_samples), (self.pad, self.pad)), comb, dilation=PERIOD)
         # The Hann taps are 0.5 + 0.5 cos(phi m), phi = 2 pi / (M + 1), over the period index m, so the comb is a
         # sum of three running sums along each phase's samples (plain, cos- and sin-modulated): O(n) whatever M,
-        # where the M-tap dilated convolution cost 0.37 ms a clip in onnxruntime on one core (tests/bench/README.md).
+        # where the M-tap dilated convolution was 2.4x slower in onnxruntime on one core (tests/bench/bench_debuzz.py).
         # mod: [2, L + 2H + 1, 16] (cos, sin) at the padded positions; demod: [3, L, 16] taking the window sums back
         # to each output period, with the taps' norm and the renormalisation at the edges folded in. The tables are
-        # full-sized (no broadcasting inside a period: onnxruntime's broadcast there was 4x slower).
+        # full-sized: broadcasting them inside a period was onnxruntime's slow part (0.26 ms for the filter, 0.15 without).
         h, periods_in_clip = self.half, n_samples // PERIOD
         phi = 2 * np.pi / (periods + 1)
         norm = 0.5 / np.hanning(periods + 2)[1:-1].sum()  # the taps' 0.5 + 0.5 cos, over their sum (comb_weights)
