@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from train.config import resolve_config
 from train.debuzz import PERIOD, Debuzz, box_weights, comb_weights, debuzz_kernel
 from train.errors import ModelError
 from train.metrics import periodic_artefact_db
 from train.models import ModelSpec, build_generator
-from train.wavegan import WaveGANGenerator
+from train.wavegan import ENVELOPE_RATE, WaveGANGenerator
 
 CATS = ("trigger", "trigger_continuous", "continuous_variation", "continuous_repetition")
 SR, N = 16000, 16384
@@ -88,14 +89,18 @@ def test_generator_with_the_comb_has_the_same_weights_and_stays_in_range():
     assert set(plain.state_dict()) == set(combed.state_dict())  # no weights, no saved buffers: checkpoints fit either way
     combed.load_state_dict(plain.state_dict())
     z, cat = torch.rand(16, 100) * 2 - 1, torch.eye(4).repeat(4, 1)
-    seen = []
-    combed.debuzz.register_forward_hook(lambda module, args, out: seen.append(out))
+    seen, envelope = [], []
+    combed.debuzz.register_forward_hook(lambda module, args, out: seen.append((args[0], out)))
+    combed.envelope.register_forward_hook(lambda module, args, out: envelope.append(out))
     with torch.no_grad():
         a, b = plain(z, cat), combed(z, cat)
     assert b.shape == a.shape and b.abs().max() <= 1.0 and not torch.equal(a, b)
-    # the comb comes last, after the tanh and the envelope's gain (which put k kHz content back in a trained model),
-    # with only the clamp to [-1, 1] after it
-    assert torch.equal(b, seen[0][:, 0].clamp(-1, 1))
+    # the comb takes the tanh's output (which puts k kHz content back in a trained model) and the envelope's gain
+    # comes after it, so a hit's ringing stays inside the envelope; then only the clamp to [-1, 1]
+    comb_in, comb_out = seen[0]
+    gain = F.interpolate(torch.sigmoid(ENVELOPE_RATE * envelope[0]), size=N, mode="linear", align_corners=False)
+    assert torch.allclose(comb_in * gain, a[:, None], atol=1e-6)
+    assert torch.equal(b, (comb_out * gain)[:, 0].clamp(-1, 1))
     assert periodic_artefact_db(b.double().numpy(), SR) < min(periodic_artefact_db(a.double().numpy(), SR), 0) - 10
     z, cat = z[:3], cat[:3]
     combed(z, cat).sum().backward()  # trainable through it: the gradient reaches the first layer
