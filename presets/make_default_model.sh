@@ -29,7 +29,7 @@ ckpt=$(printf "%s/run/ckpt-%08d.pt" "$work" "$steps")
 # The bundled model is the live generator weights at step 1800: 95-99% in every category, where the
 # moving average of the same step had trigger continuous at 89% (see the README, "The bundled default model"),
 # with the fixed notch comb at fs/16's multiples put on (--debuzz 129: no weights, so it goes on at evaluation
-# and export; without it the buzz there is 0.3 dB over the data's, with it 33 dB under).
+# and export; without it the buzz there is 0.3 dB over the data's, with it 10.5 dB under).
 gesturegan evaluate "$ckpt" --weights raw --classifier "$work/classifier.pt" --json "$work/evaluate.json" --png "$work/evaluate.png" \
     --seed "$seed" --debuzz 129
 gesturegan export "$ckpt" --weights raw -o "$work/default.onnx" --half --seed "$seed" --debuzz 129

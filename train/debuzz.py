@@ -30,11 +30,12 @@ No weights: the comb is three running sums along each phase's samples (the Hann 
 and a cosine, so the M-tap sum is O(n) whatever M: 0.15-0.23 ms a clip in onnxruntime on one core,
 where the dilated convolution was 0.45-0.55 ms; tests/bench/bench_debuzz.py) and the box a 17-tap
 convolution, so it exports to ONNX as it is, and it can be put on a generator trained without it
-(``--debuzz`` at evaluate and export). It runs last, on the generator's output (after the tanh and
-the envelope head's gain, which both put content back at those frequencies), followed by a clamp to
-[-1, 1] that keeps the output contract; ``x - c + b(c)`` leaves that range only where a clip near
-full scale has a strong periodic part (the bundled model's peak after the comb was 0.58, so the
-clamp did nothing there).
+(``--debuzz`` at evaluate and export). It runs on the tanh's output (the tanh puts content back at
+those frequencies) and before the envelope head's gain, so the ring a hit leaves at k kHz (the comb's
+64 ms either side) stays inside the envelope: after the gain, a trigger's silence after its hit
+carried it at -64 dBFS. A clamp to [-1, 1] after the gain keeps the output contract; ``x - c + b(c)``
+leaves that range only where a clip near full scale has a strong periodic part (the bundled model's
+peak was 0.60, so the clamp did nothing there).
 """
 
 from __future__ import annotations

@@ -266,7 +266,7 @@ class WaveGANGenerator(nn.Module):
         if gain is not None:
             y = y * _to_output_rate(gain, y.shape[-1])
         if self.debuzz is not None:
-            y = y.clamp(-1.0, 1.0)  # the contract's range (the comb's output peaked at 0.58 there: a no-op in practice)
+            y = y.clamp(-1.0, 1.0)  # the contract's range (the bundled model peaked at 0.60: a no-op in practice)
         return y[:, 0]  # [B, n_samples]
 
 
