@@ -87,7 +87,8 @@ class Debuzz(nn.Module):
             raise ModelError(f"debuzz={periods} spans {span + 1} samples on clips of {n_samples}: it needs clips longer than "
                              f"that and a whole number of {PERIOD}-sample periods; use fewer periods")
         self.periods, self.pad, self.half = periods, span // 2, (periods - 1) // 2
-        comb = torch.tensor(comb_weights(periods), dtype=torch.float32).view(1, 1, periods)
+        taps = comb_weights(periods)
+        comb = torch.tensor(taps, dtype=torch.float32).view(1, 1, periods)
         box = torch.tensor(box_weights(), dtype=torch.float32).view(1, 1, PERIOD + 1)
         # the share of the comb's weight that falls inside the clip at each sample (1 away from the edges)
         inside = F.conv1d(F.pad(torch.ones(1, 1, n_samples), (self.pad, self.pad)), comb, dilation=PERIOD)
@@ -99,7 +100,7 @@ class Debuzz(nn.Module):
         # full-sized: broadcasting them inside a period was onnxruntime's slow part (0.26 ms for the filter, 0.15 without).
         h, periods_in_clip = self.half, n_samples // PERIOD
         phi = 2 * np.pi / (periods + 1)
-        norm = 0.5 / np.hanning(periods + 2)[1:-1].sum()  # the taps' 0.5 + 0.5 cos, over their sum (comb_weights)
+        norm = 0.5 * taps[h]  # the taps are (0.5 + 0.5 cos) / their sum, and the centre one is 1 / that sum
         j = np.arange(periods_in_clip + 2 * h + 1) - (h + 1)
         k = np.arange(periods_in_clip)
         mod = np.stack([np.cos(phi * j), np.sin(phi * j)])

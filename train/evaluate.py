@@ -122,7 +122,7 @@ def evaluate(checkpoint: str | Path, classifier_path: str | Path, cache_dir: str
     report["periodic_artefact_db"] = {"generated": periodic_artefact_db(audio, spec.sample_rate),
                                       "real": periodic_artefact_db(real_test, spec.sample_rate)}
     report["periodic_artefact_db"]["excess"] = report["periodic_artefact_db"]["generated"] - report["periodic_artefact_db"]["real"]
-    notch_hz = spec.sample_rate / DEBUZZ_PERIOD if spec.architecture == "wavegan" and spec.debuzz else None
+    notch_hz = spec.sample_rate / DEBUZZ_PERIOD if spec.debuzz else None  # ModelSpec keeps SpecGAN at 0
     report["spectral_lines"] = _spectral_lines(audio, real_test, spec.sample_rate, notch_hz)
     if conditional:  # a tone only one category makes is thinned in the averages above: each category against its own clips
         art_k, lines_k = {}, {}
