@@ -184,6 +184,14 @@ def test_debuzz_goes_on_and_off_a_checkpoint_at_export(checkpoint, tmp_path):
         export_model(checkpoint(architecture="specgan", view="64"), tmp_path / "s.onnx", griffin_lim_iters=2, debuzz=129)
 
 
+@pytest.mark.parametrize("periods, why", [(128, "odd number"), (-1, "odd number"), (2001, "clips longer than that")])
+def test_export_refuses_a_debuzz_that_does_not_fit_with_the_reason(checkpoint, tmp_path, capsys, periods, why):
+    assert main(["export", str(checkpoint()), "-o", str(tmp_path / "m.onnx"), "--debuzz", str(periods)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gesturegan: error: ") and why in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_griffin_lim_iterations_only_for_specgan(checkpoint, tmp_path):
     with pytest.raises(ExportError, match="applies to SpecGAN"):
         export_model(checkpoint(), tmp_path / "m.onnx", griffin_lim_iters=8)
