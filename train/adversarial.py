@@ -18,9 +18,9 @@ from torch import nn
 from .augment import augment_audio
 from .config import TrainConfig
 from .critics import log_spectrogram
-from .losses import (SPREAD_MEL_FFT, aux_class_loss, category_line_contrast, category_line_penalty, category_spread, critic_loss,
+from .losses import (SPREAD_MEL_FFT, aux_class_loss, category_line_contrast, category_line_penalty, category_means, category_spread, critic_loss,
                      generator_loss, gradient_penalty, line_contrast, line_penalty, mel_bands, mode_seeking, r1_penalty,
-                     spread_shortfall, spread_views, twin_confusion)
+                     mean_mismatch, spread_shortfall, spread_views, twin_confusion)
 from .models import sample_latents
 
 
@@ -70,6 +70,7 @@ class AdversarialSteps:
         self.line_reference: torch.Tensor | None = None  # the real clips' line contrast, a moving average (--line-penalty)
         self.spread_reference: torch.Tensor | None = None  # the real clips' [views, categories] spread, likewise (--spread)
         self.spread_bands: torch.Tensor | None = None  # --spread-bands mel: the spectrogram view's mel bands, made once
+        self.mean_reference: tuple[torch.Tensor, ...] | None = None  # the real clips' per-category view means (--mean-match)
 
     def _score(self, critic: nn.Module, x: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``[n_critics, B']`` scores and, with ``--aux-class``, ``[n_critics, B', n]`` category logits, in one
@@ -97,6 +98,11 @@ class AdversarialSteps:
             real = n.real_transform(clips)
             if c.spread > 0:
                 self._update_spread_reference(category_spread(self._spread_views(real), cat))
+            if c.mean_match > 0:
+                means = category_means(self._spread_views(real, deep=True), cat)
+                ref = self.mean_reference
+                self.mean_reference = means if ref is None else tuple(
+                    _fold(r, m, SPREAD_REFERENCE_RATE) for r, m in zip(ref, means, strict=True))
             with self.autocast():
                 fake = n.G(self._latents(b), cat).float()
             real, fake = augment_audio(real, self.augment), augment_audio(fake, self.augment)
@@ -148,12 +154,13 @@ class AdversarialSteps:
         out["wasserstein"] = (s_real.mean(dim=1) - s_fake.mean(dim=1)).sum().detach()  # the critics' real-minus-fake gap
         return out
 
-    def _spread_views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _spread_views(self, x: torch.Tensor, deep: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spread matching's views of ``x`` (``deep``: mean matching's, floored at -100 dB; see :func:`spread_views`)."""
         if self.c.spread_bands == "linear":
-            return spread_views(x)
+            return spread_views(x, deep=deep)
         if self.spread_bands is None:  # a SpecGAN image's rows are its bins; a waveform's spectrogram is made at SPREAD_MEL_FFT
             self.spread_bands = mel_bands(self.sample_rate, x.shape[1] if x.dim() == 3 else SPREAD_MEL_FFT // 2).to(x.device)
-        return spread_views(x, self.spread_bands)
+        return spread_views(x, self.spread_bands, deep=deep)
 
     def _update_line_reference(self, contrast: torch.Tensor) -> None:
         """``--line-scope category``: fold one real batch's ``[2, n, F]`` per-category line contrast (mean and
@@ -203,6 +210,10 @@ class AdversarialSteps:
                     short = spread_shortfall(category_spread(self._spread_views(fake), cat), self.spread_reference)
                     loss = loss + c.spread * short
                     out["spread"] = short.detach()
+                if c.mean_match > 0 and self.mean_reference is not None:
+                    mismatch = mean_mismatch(category_means(self._spread_views(fake, deep=True), cat), self.mean_reference)
+                    loss = loss + c.mean_match * mismatch
+                    out["mean_match"] = mismatch.detach()
                 if seeking:
                     feats = fake if fake.dim() == 3 else log_spectrogram(fake, 256)  # SpecGAN images, or WaveGAN's spectrogram
                     ms = mode_seeking(feats[: 2 * h], z[: 2 * h])

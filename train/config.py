@@ -35,7 +35,7 @@ MODEL_FIELDS = ("arch", "model_dim", "latent_dim", "upsample", "post_filter_taps
                 "partials", "debuzz")
 # The fields that define how the networks learn: a resumed run must agree on them too.
 RECIPE_FIELDS = ("recipe", "loss", "n_critic", "gp_lambda", "r1_gamma", "r1_every", "augment", "mode_seeking", "mode_seeking_from", "init",
-                 "spread", "spread_from", "spread_bands", "aux_class", "aux_confidence", "aux_twin", "aux_twin_until", "line_penalty",
+                 "spread", "spread_from", "spread_bands", "mean_match", "aux_class", "aux_confidence", "aux_twin", "aux_twin_until", "line_penalty",
                  "line_scope", "fake_batches")
 
 RECIPES: dict[str, dict] = {
@@ -86,6 +86,7 @@ class TrainConfig:
     spread: float = 0.0  # weight of spread matching: each category's clips as varied as the data's, no more (0 = off)
     spread_from: int = 0  # the step it starts at (0: from the first)
     spread_bands: str = "linear"  # its spectrogram view's rows: 32 equal slices of the bins, or 32 mel bands
+    mean_match: float = 0.0  # weight of mean matching: each category's mean envelope and spectrogram the data's (0 = off)
     aux_class: float = 0.0  # weight of the critics' category classifiers (AC-GAN, trained on real clips; 0 = off)
     aux_confidence: float = 0.0  # the generator's classifier reward stops at this probability of the category (0 = never)
     aux_twin: float = 0.0  # with aux_class: weight of the twin classifiers (trained on generated clips) the generator must confuse (TAC-GAN)
@@ -139,6 +140,7 @@ class TrainConfig:
             (self.spread >= 0, "spread", ">= 0 (0 turns it off)"),
             (self.spread_from >= 0, "spread_from", ">= 0 (a step)"),
             (self.spread_bands in SPREAD_BANDS, "spread_bands", f"one of {', '.join(SPREAD_BANDS)}"),
+            (self.mean_match >= 0, "mean_match", ">= 0 (0 turns it off)"),
             (self.aux_class >= 0, "aux_class", ">= 0 (0 turns it off)"),
             (0 <= self.aux_confidence < 1, "aux_confidence", "in [0, 1) (0: the reward never stops), e.g. 0.9"),
             (self.aux_twin >= 0, "aux_twin", ">= 0 (0 turns it off)"),
@@ -171,9 +173,9 @@ class TrainConfig:
         if self.spread_from > 0 and self.spread == 0:
             raise ValueError(f"--spread-from {self.spread_from} with --spread 0: there is no term to start; "
                              "add --spread W, or leave --spread-from out")
-        if self.spread_bands != "linear" and self.spread == 0:
-            raise ValueError(f"--spread-bands {self.spread_bands} with --spread 0: there is no spread matching to measure; "
-                             "add --spread W, or leave --spread-bands out")
+        if self.spread_bands != "linear" and self.spread == 0 and self.mean_match == 0:
+            raise ValueError(f"--spread-bands {self.spread_bands} with --spread 0 and --mean-match 0: there is no spread or mean "
+                             "matching to measure; add --spread W or --mean-match W, or leave --spread-bands out")
         if self.aux_confidence > 0 and self.aux_class == 0:
             raise ValueError(f"--aux-confidence {self.aux_confidence:g} with --aux-class 0: there is no classifier to be "
                              "confident; add --aux-class W, or use --aux-confidence 0")
@@ -327,6 +329,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--spread-bands", choices=SPREAD_BANDS, default=b,
                    help="spread matching's spectrogram view: 32 equal slices of n_fft 256's bins (linear, the default) or "
                         "32 mel bands of n_fft 512's, fine enough below 250 Hz to tell pitches apart (mel)")
+    o.add_argument("--mean-match", type=float, default=b, metavar="W",
+                   help="weight of mean matching: each category's generated clips pulled, on average, to the data's envelope "
+                        "and spectrogram (the views --spread compares, in --spread-bands), L1 (default 0: off)")
     o.add_argument("--aux-class", type=float, default=b,
                    help="weight of a category classifier in each critic, trained on real clips, that the generator "
                         "must convince (AC-GAN; default 0: off)")

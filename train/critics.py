@@ -27,15 +27,15 @@ MBSTD_GROUP = 4
 LOG_FLOOR = 1e-4  # magnitude floor: -80 dB below a full-scale sine, so silence is a flat image, not log(0)
 
 
-def log_spectrogram(audio: torch.Tensor, n_fft: int, window: torch.Tensor | None = None) -> torch.Tensor:
+def log_spectrogram(audio: torch.Tensor, n_fft: int, window: torch.Tensor | None = None, floor: float = LOG_FLOOR) -> torch.Tensor:
     """``audio : [B, T]`` -> ``[B, n_fft/2, frames]`` log magnitude (hop ``n_fft/4``, Hann, Nyquist dropped),
-    scaled so a full-scale sine is about 0 and silence sits at log(1e-4)/4: roughly [-2.3, 0.3].
-    ``torch.stft``, differentiable twice (R1 needs that); training only, never exported."""
+    scaled so a full-scale sine is about 0 and silence sits at log(floor)/4 (by default log(1e-4)/4:
+    roughly [-2.3, 0.3]). ``torch.stft``, differentiable twice (R1 needs that); training only, never exported."""
     if window is None:
         window = torch.hann_window(n_fft, device=audio.device)
     spec = torch.stft(audio.float(), n_fft, n_fft // 4, window=window, center=True, return_complex=True)
     mag = torch.sqrt(spec.real[:, :-1] ** 2 + spec.imag[:, :-1] ** 2 + 1e-12) * (4.0 / n_fft)  # a Hann window sums to n_fft/2
-    return torch.log(mag + LOG_FLOOR) / 4.0
+    return torch.log(mag + floor) / 4.0
 
 
 def critic_head(critic: nn.Module, phi: torch.Tensor, category: torch.Tensor, logits: bool = False):

@@ -60,14 +60,14 @@ def write_preview(folder: Path, step: int, audio: np.ndarray, labels: list[str],
 
 
 class LossLog:
-    """Appends ``step, loss_d, loss_g, wasserstein, gp, score, mode_seeking, aux_class, line_penalty, aux_twin, spread`` rows to
+    """Appends ``step, loss_d, loss_g, wasserstein, gp, score, mode_seeking, aux_class, line_penalty, aux_twin, spread, mean_match`` rows to
     ``losses.csv``; survives resumes
     (rows past the resumed step are dropped, so a rolled-back stretch is not plotted twice)."""
 
     # "wasserstein" is the critics' real-minus-fake score gap (the Wasserstein estimate under WGAN-GP);
     # "gradient_penalty" is WGAN-GP's penalty or, for hinge/ns, R1 on the steps that compute it
     FIELDS = ("step", "loss_d", "loss_g", "wasserstein", "gradient_penalty", "spectral_distance_db", "mode_seeking",
-              "aux_class", "line_penalty", "aux_twin", "spread")
+              "aux_class", "line_penalty", "aux_twin", "spread", "mean_match")
 
     def __init__(self, path: Path, resume_step: int) -> None:
         self.path = path
@@ -127,6 +127,8 @@ def write_loss_png(csv_path: Path, png_path: Path) -> Path | None:
         axes[1].plot(ls, [r["line_penalty"] for r in losses], label="line penalty (nats of buzz over the data's)", lw=0.8)
     if any(not np.isnan(r["spread"]) for r in losses):
         axes[1].plot(ls, [r["spread"] for r in losses], label="spread shortfall (share of the data's, summed over 2 views)", lw=0.8)
+    if any(not np.isnan(r["mean_match"]) for r in losses):
+        axes[1].plot(ls, [r["mean_match"] for r in losses], label="mean mismatch (L1 per feature, summed over 2 views)", lw=0.8)
     axes[1].legend()
     sd = np.array([r["spectral_distance_db"] for r in rows])
     ok = ~np.isnan(sd)

@@ -16,8 +16,9 @@ from train import checkpoint as ckpt
 from train.augment import SHIFT_FRACTION, augment_audio
 from train.config import RECIPES, TrainConfig, resolve_config
 from train.critics import CriticSet, SpectralCritic, aux_heads, group_size, minibatch_stddev
-from train.losses import (aux_class_loss, category_line_contrast, category_line_penalty, category_spread, critic_loss, generator_loss,
-                          gradient_penalty, line_contrast, line_penalty, mel_bands, r1_penalty, spread_shortfall, spread_views, twin_confusion)
+from train.losses import (aux_class_loss, category_line_contrast, category_line_penalty, category_means, category_spread, critic_loss,
+                          generator_loss, gradient_penalty, line_contrast, line_penalty, mean_mismatch, mel_bands, r1_penalty,
+                          spread_shortfall, spread_views, twin_confusion)
 from train.models import ModelSpec, build_critics, build_generator
 from train.previews import LossLog
 from train.runtime import BatchSampler
@@ -341,8 +342,11 @@ def test_augment_shifts_scales_and_flips_within_bounds_and_passes_gradients():
     ["--recipe", "laptop", "--spread", "1"],
     ["--loss", "wgan-gp", "--arch", "specgan", "--spread", "1", "--spread-bands", "mel"],
     ["--recipe", "laptop", "--spread", "1", "--spread-bands", "mel"],
+    ["--recipe", "laptop", "--mean-match", "1", "--spread-bands", "mel"],
+    ["--loss", "wgan-gp", "--arch", "specgan", "--mean-match", "1", "--spread", "0.5"],
 ], ids=["wgan-gp", "hinge-r1", "ns-everything", "laptop", "wgan-gp-aux", "laptop-aux-lines", "laptop-category-lines", "laptop-twin", "specgan-twin",
-        "laptop-oscillators", "laptop-bounded-partials", "laptop-softmax-partials", "laptop-spread", "specgan-spread-mel", "laptop-spread-mel"])
+        "laptop-oscillators", "laptop-bounded-partials", "laptop-softmax-partials", "laptop-spread", "specgan-spread-mel", "laptop-spread-mel",
+        "laptop-mean-match-mel", "specgan-mean-match-spread"])
 def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, recipe):
     run = tmp_path / "run"
     assert main(["train", str(tiny_cache), "--out", str(run), *TINY, "--steps", "2", "--checkpoint-every", "1",
@@ -376,6 +380,11 @@ def test_one_step_of_each_recipe_trains_both_networks(tiny_cache, tmp_path, reci
         assert spread and all(math.isfinite(v) and v >= 0 for v in spread)
     else:
         assert all(math.isnan(v) for v in spread)
+    matched = [r["mean_match"] for r in LossLog.read(run / "losses.csv") if not math.isnan(r["loss_d"])]
+    if "--mean-match" in recipe:  # logged from the first generator step, like the spread
+        assert matched and all(math.isfinite(v) and v > 0 for v in matched)
+    else:
+        assert all(math.isnan(v) for v in matched)
     if "--oscillators" in recipe:  # the bank's head starts silent and learns from the first step
         assert not last["generator"]["oscillators.head.weight"].eq(0).all()
         if "--noise-level" in recipe:
@@ -445,7 +454,8 @@ def test_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path):
     (["--spread-from", "800"], "--spread-from 800 with --spread 0"),
     (["--spread", "-1"], "spread must be >= 0"),
     (["--spread", "0.2", "--spread-from", "-1"], "spread_from must be >= 0"),
-    (["--spread-bands", "mel"], "--spread-bands mel with --spread 0"),
+    (["--spread-bands", "mel"], "--spread-bands mel with --spread 0 and --mean-match 0"),
+    (["--mean-match", "-0.5"], "mean_match must be >= 0"),
 ])
 def test_combinations_that_do_not_fit_are_refused_by_name(tiny_cache, tmp_path, capsys, argv, message):
     tiny = [a for a in TINY if a != "--quiet"]
@@ -582,6 +592,63 @@ def test_spread_matching_pays_only_for_what_a_category_lacks_against_the_data():
     stepped = (same - 1e-2 * same.grad / same.grad.abs().max()).detach()
     assert float(spread_shortfall(category_spread(spread_views(stepped), cat), real)) < short.item()
     assert float(spread_shortfall(torch.full((2, 3), float("nan")), real)) == 0.0  # nothing measured: nothing owed
+
+
+def test_mean_matching_pulls_each_category_to_the_datas_average_clip():
+    """Per category, the L1 distance per feature between the generated and the real mean clip, in the
+    envelope and spectrogram views, averaged over the categories both batches hold and summed over views:
+    0 for the data itself and for any spread of clips with the data's mean; a bell that stops short costs
+    what it lacks at the clip's end; a category one batch lacks is skipped; its gradient lengthens a short ring."""
+    torch.manual_seed(0)
+    t = torch.arange(16384) / 16000
+    ring = torch.sin(2 * math.pi * 440 * t) * torch.exp(-2.0 * t)  # a bell still sounding at the end
+    hit = torch.sin(2 * math.pi * 440 * t) * torch.exp(-40.0 * t)  # a hit, silent after 0.2 s
+    cat = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 1]), 3).float()
+    real_clips = torch.stack([hit, 0.5 * hit, ring, 0.5 * ring])
+    real = category_means(spread_views(real_clips, deep=True), cat)
+    assert [m.shape for m in real] == [(3, 64), (3, 32 * 64)] and all(torch.isnan(m[2]).all() for m in real)
+    assert torch.allclose(real[0][1], spread_views(real_clips[2:], deep=True)[0].mean(dim=0))
+    assert float(mean_mismatch(real, real)) == 0.0
+    assert float(mean_mismatch(category_means(spread_views(real_clips[[1, 0, 3, 2]], deep=True), cat), real)) == 0.0  # same clips, reordered
+    decay = torch.tensor(40.0, requires_grad=True)  # category 1 asked for a ring, made hits: a decay to learn
+    made = torch.sin(2 * math.pi * 440 * t) * torch.exp(-decay * t)
+    short = torch.stack([hit, 0.5 * hit, made, 0.5 * made])
+    cost = mean_mismatch(category_means(spread_views(short, deep=True), cat), real)
+    asked, got = spread_views(real_clips[2:], deep=True)[0].mean(dim=0), spread_views(short[2:].detach(), deep=True)[0].mean(dim=0)
+    gap = float((got - asked).abs().mean())  # category 1's envelope gap; category 0 costs nothing
+    assert gap > 1.0 and cost.item() > gap / 2  # averaged over the two categories, plus the spectrogram view's gap
+    cost.backward()
+    assert decay.grad > 0  # a slower decay, a longer ring, costs less
+    with torch.no_grad():
+        longer = torch.sin(2 * math.pi * 440 * t) * torch.exp(-(decay - 10.0) * t)
+        assert float(mean_mismatch(category_means(spread_views(torch.stack([hit, 0.5 * hit, longer, 0.5 * longer]), deep=True), cat), real)) < cost
+    # hiss at -80 dB after the hits: spread matching's views (floored at -60 dB) see the data's silence, the deep ones do not
+    hiss = torch.stack([hit, 0.5 * hit, ring, 0.5 * ring]) + 1e-4 * torch.randn(4, 16384) * (t > 0.3)
+    shallow = category_means(spread_views(real_clips), cat)
+    unheard = float(mean_mismatch(category_means(spread_views(hiss), cat), shallow))
+    assert unheard < 0.05 and float(mean_mismatch(category_means(spread_views(hiss, deep=True), cat), real)) > 10 * unheard  # 0.021, 0.54
+    nothing = tuple(torch.full_like(m, float("nan")) for m in real)
+    assert float(mean_mismatch(nothing, real)) == 0.0  # nothing measured: nothing owed
+
+
+def test_mean_reference_follows_the_real_batches_and_pulls_the_generator(tiny_cache, tmp_path):
+    cfg = resolve_config(str(tiny_cache), str(tmp_path / "run"), "laptop", model_dim=4, batch_size=8, steps=3, preview_every=0,
+                         checkpoint_every=100, progress=False, mean_match=1.0)
+    t = Trainer(cfg, log=lambda *a: None)
+    try:
+        steps = t.steps
+        labels = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), 4).float()
+        clips = torch.from_numpy(np.array(t.cache.clips[:8]))
+        assert "mean_match" not in steps.generator_step(labels, step=0)  # no real batch seen: no reference yet
+        assert steps.critic_step(clips, labels) is not None and steps.spread_reference is None
+        first = tuple(m.clone() for m in steps.mean_reference)
+        assert [m.shape for m in first] == [(4, 64), (4, 32 * 64)] and all(torch.isfinite(m).all() for m in first)
+        assert steps.critic_step(clips.flip(0), labels.flip(0)) is not None
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(first, steps.mean_reference))  # the same clips: the same means
+        out = steps.generator_step(labels, step=1)
+        assert math.isfinite(float(out["mean_match"])) and float(out["mean_match"]) > 0
+    finally:
+        t.close()
 
 
 def test_mel_bands_tell_apart_low_pitches_that_the_linear_slices_merge():
