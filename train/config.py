@@ -330,8 +330,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="spread matching's spectrogram view: 32 equal slices of n_fft 256's bins (linear, the default) or "
                         "32 mel bands of n_fft 512's, fine enough below 250 Hz to tell pitches apart (mel)")
     o.add_argument("--mean-match", type=float, default=b, metavar="W",
-                   help="weight of mean matching: each category's generated clips pulled, on average, to the data's envelope "
-                        "and spectrogram (the views --spread compares, in --spread-bands), L1 (default 0: off)")
+                   help="weight of mean matching: each category's mean envelope and spectrogram pulled to the data's (L1; default 0: off)")
     o.add_argument("--aux-class", type=float, default=b,
                    help="weight of a category classifier in each critic, trained on real clips, that the generator "
                         "must convince (AC-GAN; default 0: off)")
