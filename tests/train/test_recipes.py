@@ -597,7 +597,7 @@ def test_spread_matching_pays_only_for_what_a_category_lacks_against_the_data():
 def test_mean_matching_pulls_each_category_to_the_datas_average_clip():
     """Per category, the L1 distance per feature between the generated and the real mean clip, in the
     envelope and spectrogram views, averaged over the categories both batches hold and summed over views:
-    0 for the data itself and for any spread of clips with the data's mean; a bell that stops short costs
+    0 for the data itself and for its clips in another order; a bell that stops short costs
     what it lacks at the clip's end; a category one batch lacks is skipped; its gradient lengthens a short ring."""
     torch.manual_seed(0)
     t = torch.arange(16384) / 16000
